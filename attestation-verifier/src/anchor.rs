@@ -70,6 +70,7 @@ impl TrustAnchor {
             &examined.subject,
             &examined.subject_raw,
             &examined.key,
+            None,
         )
         .map_err(unusable)?;
         Ok(Self {
@@ -81,7 +82,7 @@ impl TrustAnchor {
                 not_before: examined.not_before,
                 not_after: examined.not_after,
                 path_len_constraint: examined.path_len_constraint,
-                key: Arc::new(examined.key),
+                key: examined.key,
             }),
         })
     }

@@ -1,6 +1,7 @@
 //! X.509 processing for the attestation chain: every certificate is P-384 / ecdsa-with-SHA384,
 //! CAs carry cA=TRUE and keyCertSign, the leaf is an end entity with digitalSignature.
 
+use std::sync::Arc;
 use x509_parser::asn1_rs::Oid;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
@@ -9,6 +10,7 @@ use x509_parser::oid_registry::{
     OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_KEY_USAGE,
 };
 use x509_parser::prelude::FromDer;
+
 use x509_parser::x509::X509Version;
 
 use crate::crypto::{P384Key, SignatureEncoding, sha256};
@@ -25,7 +27,7 @@ pub(crate) struct ExaminedCertificate {
     pub(crate) issuer_raw: Vec<u8>,
     pub(crate) not_before: UnixMillis,
     pub(crate) not_after: UnixMillis,
-    pub(crate) key: P384Key,
+    pub(crate) key: Arc<P384Key>,
     /// pathLenConstraint of a CA (None: unlimited).
     pub(crate) path_len_constraint: Option<u32>,
     /// The signed part and its DER signature, checked against the parent's key.
@@ -202,7 +204,7 @@ pub(crate) fn examine(
         issuer_raw: certificate.issuer().as_raw().to_vec(),
         not_before: seconds_to_millis(validity.not_before.timestamp()),
         not_after: seconds_to_millis(validity.not_after.timestamp()),
-        key,
+        key: Arc::new(key),
         path_len_constraint,
         tbs: certificate.tbs_certificate.as_ref().to_vec(),
         signature_der: certificate.signature_value.data.to_vec(),
@@ -214,12 +216,15 @@ fn seconds_to_millis(seconds: i64) -> UnixMillis {
 }
 
 /// Checks that `parent` issued `child`: names chain and the parent's key signed the child.
+/// `signature_verdict` is the outcome of that same signature check when it was already computed
+/// (see `Verifier`'s parallel pre-check); `None` computes it here.
 pub(crate) fn check_issued_by(
     child: &ExaminedCertificate,
     child_position: ChainPosition,
     parent_subject: &str,
     parent_subject_raw: &[u8],
     parent_key: &P384Key,
+    signature_verdict: Option<bool>,
 ) -> Result<(), VerifyError> {
     if child.issuer_raw != parent_subject_raw {
         return Err(VerifyError::IssuerMismatch {
@@ -228,11 +233,15 @@ pub(crate) fn check_issued_by(
             parent_subject: parent_subject.to_owned(),
         });
     }
-    parent_key
-        .verify(&child.tbs, &child.signature_der)
-        .map_err(|_| VerifyError::CertificateSignatureInvalid {
+    let signature_valid = signature_verdict
+        .unwrap_or_else(|| parent_key.verify(&child.tbs, &child.signature_der).is_ok());
+    if signature_valid {
+        Ok(())
+    } else {
+        Err(VerifyError::CertificateSignatureInvalid {
             certificate: child.reference(child_position),
         })
+    }
 }
 
 /// Checks `not_before <= at <= not_after` (both bounds inclusive, RFC 5280 4.1.2.5).

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::anchor::TrustAnchor;
-use crate::chain::{Role, check_issued_by, check_validity, examine};
+use crate::chain::{ExaminedCertificate, Role, check_issued_by, check_validity, examine};
 use crate::crypto::{P384Key, sha256, verify_es384_with};
 use crate::document::{AttestationDocument, parse_document};
 use crate::error::{CertificateRef, ChainPosition, VerifyError, to_hex};
@@ -54,6 +54,41 @@ impl LinkCache {
             Role::CertificateAuthority => &mut self.intermediates,
             Role::Leaf => &mut self.leaves,
         }
+    }
+}
+
+/// Signature verdicts computed ahead of the chain walk (see `Verifier::precheck_signatures`).
+#[derive(Debug, Default)]
+struct PrecheckedSignatures {
+    links: Vec<PrecheckedLink>,
+    /// The leaf's SHA-256 and whether the document's ES384 signature verified under its key.
+    document: Option<([u8; 32], bool)>,
+}
+
+/// One certificate examined ahead, with the verdict on its signature under its issuer's key.
+#[derive(Debug)]
+struct PrecheckedLink {
+    position: ChainPosition,
+    sha256: [u8; 32],
+    issuer_sha256: [u8; 32],
+    examined: ExaminedCertificate,
+    signature_valid: bool,
+}
+
+impl PrecheckedSignatures {
+    /// The pre-checked link for exactly this position, certificate and issuer, if any.
+    fn take(
+        &mut self,
+        position: ChainPosition,
+        sha256: &[u8; 32],
+        issuer_sha256: &[u8; 32],
+    ) -> Option<PrecheckedLink> {
+        let index = self.links.iter().position(|link| {
+            link.position == position
+                && link.sha256 == *sha256
+                && link.issuer_sha256 == *issuer_sha256
+        })?;
+        Some(self.links.swap_remove(index))
     }
 }
 
@@ -208,10 +243,17 @@ impl Verifier {
         policy: &Policy,
         at: UnixMillis,
     ) -> Result<VerifiedAttestation, VerifyError> {
+        let signed_bytes = document.signed_bytes();
+        let mut prechecked = self.precheck_signatures(document, &signed_bytes);
         let mut chain = Vec::with_capacity(document.cabundle.len() + 1);
-        let leaf = self.verify_chain(document, at, &mut chain)?;
-        verify_es384_with(&leaf.key, &document.signed_bytes(), &document.signature)
-            .map_err(|_| VerifyError::SignatureInvalid)?;
+        let leaf = self.verify_chain(document, at, &mut chain, &mut prechecked)?;
+        let signature_valid = match prechecked.document {
+            Some((leaf_sha256, verdict)) if leaf_sha256 == leaf.sha256 => verdict,
+            _ => verify_es384_with(&leaf.key, &signed_bytes, &document.signature).is_ok(),
+        };
+        if !signature_valid {
+            return Err(VerifyError::SignatureInvalid);
+        }
         let leaf = chain
             .last()
             .map(|summary| (summary.not_before, summary.not_after));
@@ -230,12 +272,129 @@ impl Verifier {
         })
     }
 
+    /// Computes, spread over the available cores, the signature checks a verification will
+    /// need: every chain link not already cached, and the document's ES384 signature. A cold
+    /// verification makes five P-384 verifications, which dominate its time; on two cores
+    /// this takes the time of three. Nothing is decided here: the sequential walk that follows
+    /// makes every check in its usual order, reports the same first error, and only looks
+    /// verdicts up instead of computing them. Certificates that fail to parse end the
+    /// pre-check (the walk reports them); with one core, or fewer than two checks to make
+    /// (a warm verification), nothing is pre-checked.
+    fn precheck_signatures(
+        &self,
+        document: &AttestationDocument,
+        signed_bytes: &[u8],
+    ) -> PrecheckedSignatures {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut prechecked = PrecheckedSignatures::default();
+        if threads < 2 {
+            return prechecked;
+        }
+        // Below the root, in chain order: the intermediates, then the leaf.
+        let below_root = document
+            .cabundle
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(index, der)| {
+                (
+                    der.as_slice(),
+                    ChainPosition::Intermediate(index),
+                    Role::CertificateAuthority,
+                )
+            })
+            .chain(std::iter::once((
+                document.certificate.as_slice(),
+                ChainPosition::Leaf,
+                Role::Leaf,
+            )));
+        let mut issuer_sha256 = self.root.sha256;
+        let mut issuer_key = Arc::clone(&self.root.key);
+        let mut links = Vec::new();
+        let mut leaf = None;
+        for (der, position, role) in below_root {
+            let hash = sha256(der);
+            let key = match self.cached_link(&hash, role, &issuer_sha256) {
+                Some(node) => Arc::clone(&node.key),
+                None => {
+                    let Ok(examined) = examine(der, position, role) else {
+                        break;
+                    };
+                    let key = Arc::clone(&examined.key);
+                    links.push((position, hash, issuer_sha256, issuer_key, examined));
+                    key
+                }
+            };
+            if role == Role::Leaf {
+                leaf = Some((hash, Arc::clone(&key)));
+            }
+            issuer_sha256 = hash;
+            issuer_key = key;
+        }
+        let checks = links.len() + usize::from(leaf.is_some());
+        if checks < 2 {
+            return prechecked;
+        }
+
+        let verify_link = |(_, _, _, key, examined): &(
+            ChainPosition,
+            [u8; 32],
+            [u8; 32],
+            Arc<P384Key>,
+            ExaminedCertificate,
+        )| { key.verify(&examined.tbs, &examined.signature_der).is_ok() };
+        let verify_document =
+            |key: &P384Key| verify_es384_with(key, signed_bytes, &document.signature).is_ok();
+        // The document's check runs on this thread; the link checks are shared out so that
+        // each thread makes about the same number of verifications.
+        let per_thread = checks.div_ceil(threads.min(checks));
+        let this_thread = per_thread.saturating_sub(usize::from(leaf.is_some()));
+        let (mine, theirs) = links.split_at(this_thread.min(links.len()));
+        let verdicts = std::thread::scope(|scope| {
+            let handles: Vec<_> = theirs
+                .chunks(per_thread)
+                .map(|chunk| scope.spawn(move || chunk.iter().map(verify_link).collect::<Vec<_>>()))
+                .collect();
+            let document_verdict = leaf
+                .as_ref()
+                .map(|(hash, key)| (*hash, verify_document(key)));
+            let mut link_verdicts: Vec<bool> = mine.iter().map(verify_link).collect();
+            for handle in handles {
+                // A panicked check leaves nothing pre-checked: the walk then computes (and
+                // fails) it itself.
+                link_verdicts.extend(handle.join().ok()?);
+            }
+            Some((link_verdicts, document_verdict))
+        });
+        let Some((link_verdicts, document_verdict)) = verdicts else {
+            return prechecked;
+        };
+        prechecked.document = document_verdict;
+        prechecked.links = links
+            .into_iter()
+            .zip(link_verdicts)
+            .map(
+                |((position, sha256, issuer_sha256, _, examined), signature_valid)| {
+                    PrecheckedLink {
+                        position,
+                        sha256,
+                        issuer_sha256,
+                        examined,
+                        signature_valid,
+                    }
+                },
+            )
+            .collect();
+        prechecked
+    }
+
     /// Walks root → intermediates → leaf and returns the leaf's key.
     fn verify_chain(
         &self,
         document: &AttestationDocument,
         at: UnixMillis,
         chain: &mut Vec<CertificateSummary>,
+        prechecked: &mut PrecheckedSignatures,
     ) -> Result<Arc<CertificateNode>, VerifyError> {
         // The root is the configured anchor, byte for byte; the document's own first entry
         // is never trusted on its own.
@@ -252,7 +411,13 @@ impl Verifier {
         for (index, der) in document.cabundle.iter().enumerate().skip(1) {
             let position = ChainPosition::Intermediate(index);
             let parent = Arc::clone(&cas[cas.len() - 1]);
-            let node = self.linked(der, position, Role::CertificateAuthority, &parent)?;
+            let node = self.linked(
+                der,
+                position,
+                Role::CertificateAuthority,
+                &parent,
+                prechecked,
+            )?;
             cas.push(node);
         }
         for (index, node) in cas.iter().enumerate() {
@@ -290,6 +455,7 @@ impl Verifier {
             ChainPosition::Leaf,
             Role::Leaf,
             issuer,
+            prechecked,
         )?;
         check_validity(leaf.not_before, leaf.not_after, at, || CertificateRef {
             position: ChainPosition::Leaf,
@@ -305,33 +471,52 @@ impl Verifier {
         Ok(leaf)
     }
 
+    /// The cached node for `der` in `role` when this exact link (the same certificate issued
+    /// by the certificate whose hash is `issuer_sha256`) was verified before.
+    fn cached_link(
+        &self,
+        sha256: &[u8; 32],
+        role: Role,
+        issuer_sha256: &[u8; 32],
+    ) -> Option<Arc<CertificateNode>> {
+        let cached = self
+            .cache
+            .as_ref()?
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached
+            .map(role)
+            .get(sha256)
+            .filter(|entry| entry.issuer_sha256 == *issuer_sha256)
+            .map(|entry| Arc::clone(&entry.node))
+    }
+
     /// A certificate issued by `parent` in `role`, from the cache when this exact link was
-    /// verified before, else examined and verified now (and remembered).
+    /// verified before, else examined and verified now (and remembered). A link pre-checked
+    /// for this position, certificate and issuer reuses that examination and verdict.
     fn linked(
         &self,
         der: &[u8],
         position: ChainPosition,
         role: Role,
         parent: &CertificateNode,
+        prechecked: &mut PrecheckedSignatures,
     ) -> Result<Arc<CertificateNode>, VerifyError> {
-        let hash = self.cache.as_ref().map(|_| sha256(der));
-        if let (Some(cache), Some(hash)) = (&self.cache, hash) {
-            let cached = cache
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(entry) = cached.map(role).get(&hash)
-                && entry.issuer_sha256 == parent.sha256
-            {
-                return Ok(Arc::clone(&entry.node));
-            }
+        let hash = sha256(der);
+        if let Some(node) = self.cached_link(&hash, role, &parent.sha256) {
+            return Ok(node);
         }
-        let examined = examine(der, position, role)?;
+        let (examined, signature_verdict) = match prechecked.take(position, &hash, &parent.sha256) {
+            Some(link) => (link.examined, Some(link.signature_valid)),
+            None => (examine(der, position, role)?, None),
+        };
         check_issued_by(
             &examined,
             position,
             &parent.subject,
             &parent.subject_raw,
             &parent.key,
+            signature_verdict,
         )?;
         let node = Arc::new(CertificateNode {
             sha256: examined.sha256,
@@ -340,7 +525,7 @@ impl Verifier {
             not_before: examined.not_before,
             not_after: examined.not_after,
             path_len_constraint: examined.path_len_constraint,
-            key: Arc::new(examined.key),
+            key: examined.key,
         });
         if let Some(cache) = &self.cache {
             let mut cached = cache

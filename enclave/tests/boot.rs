@@ -8,28 +8,11 @@ use std::path::PathBuf;
 
 use attestation_verifier::binding::BootBinding;
 use attestation_verifier::{Policy, TrustAnchor, UnixMillis, Verifier};
-use common::{SMOLLM2_SHA256, TempDir};
+use common::{SMOLLM2_SHA256, TempDir, model_path};
 use enclave::attester::{AttesterError, DevMeasurements};
 use enclave::boot::{BootError, boot};
 use enclave::config::{AttesterChoice, EnclaveConfig, Limits};
 use inference_engine::{EngineError, NoProgress};
-
-/// The real model: `ATTESTED_MODEL_PATH`, or `.cache/models/` in the workspace.
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("ATTESTED_MODEL_PATH").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "the test model is missing at {}: run scripts/fetch-model.sh (or set ATTESTED_MODEL_PATH)",
-        path.display()
-    );
-    path
-}
 
 fn config(pki_dir: PathBuf, model_sha256: [u8; 32]) -> EnclaveConfig {
     EnclaveConfig {

@@ -13,6 +13,23 @@ pub const SMOLLM2_SHA256: [u8; 32] = [
     0x50, 0xa6, 0xf8, 0xc8, 0xc1, 0x5e, 0x5b, 0xc7, 0x0e, 0xa3, 0x73, 0x72, 0x81, 0x10, 0xdb, 0x53,
 ];
 
+/// The real model: `ATTESTED_MODEL_PATH`, or `.cache/models/` in the workspace.
+pub fn model_path() -> PathBuf {
+    let path = std::env::var_os("ATTESTED_MODEL_PATH").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "the test model is missing at {}: run scripts/fetch-model.sh (or set ATTESTED_MODEL_PATH)",
+        path.display()
+    );
+    path
+}
+
 /// A private temporary directory, removed on drop.
 pub struct TempDir(PathBuf);
 
