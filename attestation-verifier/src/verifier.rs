@@ -98,6 +98,9 @@ pub struct Verifier {
     anchor: TrustAnchor,
     root: Arc<CertificateNode>,
     cache: Option<RwLock<LinkCache>>,
+    /// Threads a cold verification spreads its signature checks over (looked up once: the
+    /// standard library reads cgroup limits from the filesystem for it).
+    signature_threads: usize,
 }
 
 /// One certificate of a verified chain, for display.
@@ -197,6 +200,8 @@ impl Verifier {
             anchor,
             root,
             cache: None,
+            signature_threads: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get),
         }
     }
 
@@ -285,7 +290,7 @@ impl Verifier {
         document: &AttestationDocument,
         signed_bytes: &[u8],
     ) -> PrecheckedSignatures {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let threads = self.signature_threads;
         let mut prechecked = PrecheckedSignatures::default();
         if threads < 2 {
             return prechecked;
