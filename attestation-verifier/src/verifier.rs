@@ -292,7 +292,9 @@ impl Verifier {
     ) -> PrecheckedSignatures {
         let threads = self.signature_threads;
         let mut prechecked = PrecheckedSignatures::default();
-        if threads < 2 {
+        // A document under another root is refused before any signature is computed; the
+        // pre-check must not make refusing it more expensive.
+        if threads < 2 || sha256(&document.cabundle[0]) != self.root.sha256 {
             return prechecked;
         }
         // Below the root, in chain order: the intermediates, then the leaf.
@@ -645,4 +647,58 @@ fn apply_policy(
         }
     }
     Ok(debug_mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn real_document(name: &str) -> Vec<u8> {
+        let dir = std::env::var_os("NITRO_VECTORS_DIR").map_or_else(
+            || {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../shared/vectors/nitro")
+            },
+            std::path::PathBuf::from,
+        );
+        let path = dir.join(name);
+        std::fs::read(&path).unwrap_or_else(|error| {
+            panic!(
+                "real Nitro document {} not found ({error}): put the shared vectors in \
+                 shared/vectors/nitro/ beside the checkout, or set NITRO_VECTORS_DIR",
+                path.display()
+            )
+        })
+    }
+
+    /// The parallel pre-check only moves work: for the real document and every single-byte
+    /// flip of it, the verdict (and the first error) equals the one-thread walk's.
+    #[test]
+    fn parallel_signature_checks_decide_exactly_like_the_sequential_walk() {
+        let document = real_document("marlin_aws_2024-12-13.cbor");
+        let at = parse_document(&document).expect("parses").timestamp();
+        let policy = Policy::new();
+        let parallel = Verifier {
+            signature_threads: 2,
+            ..Verifier::new(TrustAnchor::aws_nitro_root_g1())
+        };
+        let sequential = Verifier {
+            signature_threads: 1,
+            ..Verifier::new(TrustAnchor::aws_nitro_root_g1())
+        };
+        let outcome = |verifier: &Verifier, bytes: &[u8]| {
+            format!("{:?}", verifier.verify(bytes, &policy, at))
+        };
+        assert!(parallel.verify(&document, &policy, at).is_ok());
+        let mut flipped = document.clone();
+        for index in 0..flipped.len() {
+            flipped[index] ^= 0x01;
+            assert_eq!(
+                outcome(&parallel, &flipped),
+                outcome(&sequential, &flipped),
+                "byte {index}"
+            );
+            flipped[index] ^= 0x01;
+        }
+    }
 }
