@@ -2,6 +2,7 @@
 //! CAs carry cA=TRUE and keyCertSign, the leaf is an end entity with digitalSignature.
 
 use std::sync::Arc;
+
 use x509_parser::asn1_rs::Oid;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
@@ -10,7 +11,6 @@ use x509_parser::oid_registry::{
     OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_KEY_USAGE,
 };
 use x509_parser::prelude::FromDer;
-
 use x509_parser::x509::X509Version;
 
 use crate::crypto::{P384Key, SignatureEncoding, sha256};

@@ -69,7 +69,6 @@ struct PrecheckedSignatures {
 #[derive(Debug)]
 struct PrecheckedLink {
     position: ChainPosition,
-    sha256: [u8; 32],
     issuer_sha256: [u8; 32],
     examined: ExaminedCertificate,
     signature_valid: bool,
@@ -85,7 +84,7 @@ impl PrecheckedSignatures {
     ) -> Option<PrecheckedLink> {
         let index = self.links.iter().position(|link| {
             link.position == position
-                && link.sha256 == *sha256
+                && link.examined.sha256 == *sha256
                 && link.issuer_sha256 == *issuer_sha256
         })?;
         Some(self.links.swap_remove(index))
@@ -317,7 +316,8 @@ impl Verifier {
             )));
         let mut issuer_sha256 = self.root.sha256;
         let mut issuer_key = Arc::clone(&self.root.key);
-        let mut links = Vec::new();
+        // Each link not cached, with the key that must have signed it.
+        let mut links: Vec<(PrecheckedLink, Arc<P384Key>)> = Vec::new();
         let mut leaf = None;
         for (der, position, role) in below_root {
             let hash = sha256(der);
@@ -328,7 +328,13 @@ impl Verifier {
                         break;
                     };
                     let key = Arc::clone(&examined.key);
-                    links.push((position, hash, issuer_sha256, issuer_key, examined));
+                    let link = PrecheckedLink {
+                        position,
+                        issuer_sha256,
+                        examined,
+                        signature_valid: false,
+                    };
+                    links.push((link, issuer_key));
                     key
                 }
             };
@@ -343,13 +349,11 @@ impl Verifier {
             return prechecked;
         }
 
-        let verify_link = |(_, _, _, key, examined): &(
-            ChainPosition,
-            [u8; 32],
-            [u8; 32],
-            Arc<P384Key>,
-            ExaminedCertificate,
-        )| { key.verify(&examined.tbs, &examined.signature_der).is_ok() };
+        let verify_link = |(link, issuer_key): &(PrecheckedLink, Arc<P384Key>)| {
+            issuer_key
+                .verify(&link.examined.tbs, &link.examined.signature_der)
+                .is_ok()
+        };
         let verify_document =
             |key: &P384Key| verify_es384_with(key, signed_bytes, &document.signature).is_ok();
         // The document's check runs on this thread; the link checks are shared out so that
@@ -380,17 +384,10 @@ impl Verifier {
         prechecked.links = links
             .into_iter()
             .zip(link_verdicts)
-            .map(
-                |((position, sha256, issuer_sha256, _, examined), signature_valid)| {
-                    PrecheckedLink {
-                        position,
-                        sha256,
-                        issuer_sha256,
-                        examined,
-                        signature_valid,
-                    }
-                },
-            )
+            .map(|((link, _), signature_valid)| PrecheckedLink {
+                signature_valid,
+                ..link
+            })
             .collect();
         prechecked
     }

@@ -16,6 +16,14 @@ fn enclave(args: &[&str]) -> Output {
         .expect("run the enclave binary")
 }
 
+fn expect_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn json_output_carries_ids_text_counts_and_timings() {
     let model = model_path();
@@ -33,11 +41,7 @@ fn json_output_carries_ids_text_counts_and_timings() {
         "--json",
         "The capital of France is",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    expect_success(&output);
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
     let prompt_ids = json["prompt_ids"].as_array().expect("prompt_ids");
     let output_ids = json["output_ids"].as_array().expect("output_ids");
@@ -77,11 +81,7 @@ fn chat_answers_in_plain_text() {
         "12",
         "What is the capital of France? Answer in one sentence.",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    expect_success(&output);
     let answer = String::from_utf8(output.stdout).expect("utf-8 answer");
     assert!(answer.contains("Paris"), "answer: {answer}");
 }
