@@ -1,0 +1,3 @@
+//! eif-build: reproducible enclave images and their PCRs (being built).
+
+fn main() {}

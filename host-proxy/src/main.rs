@@ -1,0 +1,4 @@
+//! host-proxy: the untrusted parent-instance passthrough (being built).
+#![forbid(unsafe_code)]
+
+fn main() {}
