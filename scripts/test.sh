@@ -14,6 +14,7 @@ step "cargo clippy (all targets, -D warnings)" \
 step "Rust tests (nextest)" \
     cargo nextest run --workspace --locked --no-fail-fast
 step "Rust doc tests" cargo test --workspace --locked --doc
+step "Python package (maturin wheel, pytest)" "$root/python/test.sh"
 if [ -x "$root/contracts/test.sh" ]; then
     step "contracts (forge fmt --check, forge test)" "$root/contracts/test.sh"
 fi

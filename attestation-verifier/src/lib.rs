@@ -28,6 +28,7 @@ mod chain;
 mod crypto;
 mod document;
 mod error;
+pub mod onchain;
 mod policy;
 pub mod receipt;
 pub mod stream;

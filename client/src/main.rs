@@ -1,12 +1,14 @@
 //! `attest`: the command-line client for attested inference.
 //!
 //! Exit status: 0 when the command succeeded (for `verify`: the document is valid), 1 when a
-//! check failed, 2 for usage errors (bad arguments, unreadable files).
+//! check failed (for `chat`: also when the enclave cannot be reached or refuses), 2 for usage
+//! errors (bad arguments, unreadable files).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli;
 mod verify;
 
 #[derive(Debug, Parser)]
@@ -24,6 +26,10 @@ struct Cli {
 enum Command {
     /// Verify an AWS Nitro attestation document (raw CBOR, base64 or hex).
     Verify(verify::VerifyArgs),
+    /// Chat with an enclave over an attested connection; every answer's receipt is verified.
+    Chat(cli::chat::ChatArgs),
+    /// Verify a saved evidence bundle offline, at the attestation document's own time.
+    VerifyEvidence(cli::evidence::VerifyEvidenceArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +37,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify::run(&args),
+        Command::Chat(args) => cli::chat::run(&args),
+        Command::VerifyEvidence(args) => cli::evidence::run(&args),
     }
 }
 

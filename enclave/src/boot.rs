@@ -218,6 +218,17 @@ pub async fn run_refresher(
     request: AttestationRequest,
     documents: DocumentCache,
 ) {
+    run_refresher_observed(attester, request, documents, |_| {}).await;
+}
+
+/// [`run_refresher`], telling `on_attempt` the outcome of every refresh attempt (`true` for a
+/// new document): the server counts them in its metrics.
+pub async fn run_refresher_observed(
+    attester: Arc<dyn Attester>,
+    request: AttestationRequest,
+    documents: DocumentCache,
+    on_attempt: impl Fn(bool) + Send + Sync + 'static,
+) {
     loop {
         let delay = documents.current().refresh_delay(UnixMillis::now());
         tokio::time::sleep(delay).await;
@@ -230,6 +241,7 @@ pub async fn run_refresher(
             .await;
             match outcome {
                 Ok(Ok(document)) => {
+                    on_attempt(true);
                     tracing::info!(
                         timestamp = %document.timestamp,
                         leaf_not_after = %document.leaf_not_after,
@@ -238,9 +250,11 @@ pub async fn run_refresher(
                     break;
                 }
                 Ok(Err(error)) => {
+                    on_attempt(false);
                     tracing::error!(%error, "boot attestation document refresh failed; retrying");
                 }
                 Err(error) => {
+                    on_attempt(false);
                     tracing::error!(%error, "boot attestation document refresh task failed; retrying");
                 }
             }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::server::onchain::OnchainRelay;
 use crate::transport::{ListenAddress, ListenAddressError};
 
 /// Largest accepted request body limit (a chat request is far smaller).
@@ -37,15 +38,20 @@ pub struct Limits {
     pub max_queued_requests: u32,
     /// Most tokens one request may generate.
     pub max_tokens: u32,
+    /// Time a client has for the TLS handshake and its request head (408 after it), and
+    /// again for the request body, in milliseconds.
+    pub header_timeout_ms: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_request_bytes: 1024 * 1024,
-            max_concurrent_requests: 1,
+            // Sequences advanced together in one batched forward pass.
+            max_concurrent_requests: 8,
             max_queued_requests: 32,
             max_tokens: 512,
+            header_timeout_ms: 10_000,
         }
     }
 }
@@ -65,6 +71,9 @@ pub struct EnclaveConfig {
     pub server_names: Vec<String>,
     /// Resource limits.
     pub limits: Limits,
+    /// The relay the enclave signs on-chain fulfilments for (docs/protocol.md §5); none: the
+    /// fulfilment endpoint refuses every request.
+    pub onchain_relay: Option<OnchainRelay>,
 }
 
 impl fmt::Display for EnclaveConfig {
@@ -91,7 +100,12 @@ impl fmt::Display for EnclaveConfig {
             "max_queued_requests = {}",
             self.limits.max_queued_requests
         )?;
-        write!(f, "max_tokens = {}", self.limits.max_tokens)
+        writeln!(f, "max_tokens = {}", self.limits.max_tokens)?;
+        writeln!(f, "header_timeout_ms = {}", self.limits.header_timeout_ms)?;
+        match &self.onchain_relay {
+            Some(relay) => write!(f, "onchain_relay = {relay}"),
+            None => write!(f, "onchain_relay = (none)"),
+        }
     }
 }
 
@@ -168,6 +182,12 @@ pub enum ConfigError {
         /// Largest accepted.
         max: u64,
     },
+    /// `onchain_relay` is not `<chain_id>:<0x address>`.
+    #[error("onchain_relay: {reason}")]
+    InvalidOnchainRelay {
+        /// What is wrong.
+        reason: String,
+    },
     /// A server name is empty.
     #[error("server_names contains an empty name")]
     EmptyServerName,
@@ -197,10 +217,14 @@ pub struct ConfigLayer {
     pub max_queued_requests: Option<u64>,
     /// `max_tokens`.
     pub max_tokens: Option<u64>,
+    /// `header_timeout_ms`.
+    pub header_timeout_ms: Option<u64>,
+    /// `onchain_relay`: `<chain_id>:<0x relay address>`.
+    pub onchain_relay: Option<String>,
 }
 
 /// Environment variables, one per setting.
-pub const ENV_VARS: [(&str, &str); 10] = [
+pub const ENV_VARS: [(&str, &str); 12] = [
     ("model", "ENCLAVE_MODEL"),
     ("model_sha256", "ENCLAVE_MODEL_SHA256"),
     ("listen", "ENCLAVE_LISTEN"),
@@ -211,6 +235,8 @@ pub const ENV_VARS: [(&str, &str); 10] = [
     ("max_concurrent_requests", "ENCLAVE_MAX_CONCURRENT_REQUESTS"),
     ("max_queued_requests", "ENCLAVE_MAX_QUEUED_REQUESTS"),
     ("max_tokens", "ENCLAVE_MAX_TOKENS"),
+    ("header_timeout_ms", "ENCLAVE_HEADER_TIMEOUT_MS"),
+    ("onchain_relay", "ENCLAVE_ONCHAIN_RELAY"),
 ];
 
 fn env_name(setting: &str) -> &'static str {
@@ -280,6 +306,8 @@ impl ConfigLayer {
             max_concurrent_requests: number("max_concurrent_requests")?,
             max_queued_requests: number("max_queued_requests")?,
             max_tokens: number("max_tokens")?,
+            header_timeout_ms: number("header_timeout_ms")?,
+            onchain_relay: get("onchain_relay"),
         })
     }
 
@@ -299,6 +327,8 @@ impl ConfigLayer {
                 .or(self.max_concurrent_requests),
             max_queued_requests: higher.max_queued_requests.or(self.max_queued_requests),
             max_tokens: higher.max_tokens.or(self.max_tokens),
+            header_timeout_ms: higher.header_timeout_ms.or(self.header_timeout_ms),
+            onchain_relay: higher.onchain_relay.or(self.onchain_relay),
         }
     }
 
@@ -371,7 +401,21 @@ impl ConfigLayer {
                 1,
                 1_000_000,
             )? as u32,
+            header_timeout_ms: in_range(
+                "header_timeout_ms",
+                self.header_timeout_ms,
+                u64::from(defaults.header_timeout_ms),
+                100,
+                600_000,
+            )? as u32,
         };
+        let onchain_relay = self
+            .onchain_relay
+            .map(|text| {
+                text.parse::<OnchainRelay>()
+                    .map_err(|reason| ConfigError::InvalidOnchainRelay { reason })
+            })
+            .transpose()?;
         Ok(EnclaveConfig {
             model,
             model_sha256,
@@ -379,6 +423,7 @@ impl ConfigLayer {
             attester,
             server_names,
             limits,
+            onchain_relay,
         })
     }
 }
@@ -609,6 +654,28 @@ mod tests {
             ..minimal()
         };
         assert_eq!(layer.resolve(), Err(ConfigError::EmptyServerName));
+        let layer = ConfigLayer {
+            header_timeout_ms: Some(50),
+            ..minimal()
+        };
+        assert!(matches!(
+            layer.resolve(),
+            Err(ConfigError::OutOfRange {
+                name: "header_timeout_ms",
+                min: 100,
+                ..
+            })
+        ));
+        let timeout = env(&[("ENCLAVE_HEADER_TIMEOUT_MS", "2500")]);
+        assert_eq!(
+            minimal()
+                .overlay(timeout)
+                .resolve()
+                .expect("valid")
+                .limits
+                .header_timeout_ms,
+            2500
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - [`identity`]: the keys generated at boot (receipt signing key, TLS key and certificate);
 //! - [`transport`]: vsock or TCP listeners;
 //! - [`boot`]: model check → keys → boot document, and the document refresher;
-//! - [`config`]: the server's settings from a TOML file, the environment and the command line.
+//! - [`config`]: the server's settings from a TOML file, the environment and the command line;
+//! - [`server`]: the attested HTTPS server (OpenAI-compatible API, receipts, metrics).
 //!
 //! Formats follow `docs/protocol.md`; receipts, bindings and stream hashes are computed by
 //! the verifier crate (`attestation_verifier::{receipt, binding, stream}`), so the enclave
@@ -14,6 +15,7 @@ pub mod attester;
 pub mod boot;
 pub mod config;
 pub mod identity;
+pub mod server;
 pub mod transport;
 
 /// Lowercase hex, for logs and names (never for secrets).

@@ -1,11 +1,14 @@
-//! The `enclave` binary. Subcommands: `generate` (one prompt, printed answer); the attested
-//! server (`serve`) comes next. The work happens in the `inference_engine` library.
+//! The `enclave` binary. Subcommands: `serve` (the attested HTTPS server, a thin wrapper
+//! over `enclave::server`) and `generate` (one prompt, printed answer). The work happens in
+//! the `enclave` and `inference_engine` libraries.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use enclave::config::{ConfigLayer, EnclaveConfig};
+use enclave::server::Server;
 use inference_engine::{
     ChatMessage, ConsoleProgress, Engine, EngineConfig, GenerationOutput, GenerationParams,
     GenerationRequest, ModelHash, Prompt, Role, SamplingParams,
@@ -24,8 +27,94 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Boot the enclave (model hash check, keys, attestation) and serve the attested
+    /// OpenAI-compatible API over TLS. Every setting can also come from the environment
+    /// (ENCLAVE_*) or a TOML file (--config); the command line wins, then the environment.
+    Serve(ServeArgs),
     /// Load a GGUF model (checking its SHA-256) and answer one prompt.
     Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A TOML file with any of the settings below (keys as in `enclave.toml`: model,
+    /// model_sha256, listen, attester, dev_pki, server_names, max_request_bytes,
+    /// max_concurrent_requests, max_queued_requests, max_tokens, header_timeout_ms,
+    /// onchain_relay).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// The GGUF model file [env: ENCLAVE_MODEL].
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// The model's expected SHA-256, 64 hex characters [env: ENCLAVE_MODEL_SHA256].
+    #[arg(long, value_name = "HEX")]
+    model_sha256: Option<String>,
+    /// Where to listen: tcp:<addr:port> or vsock:<port> [env: ENCLAVE_LISTEN].
+    #[arg(long, value_name = "ADDRESS")]
+    listen: Option<String>,
+    /// nsm (the Nitro Secure Module) or dev (a local development CA) [env: ENCLAVE_ATTESTER].
+    #[arg(long, value_name = "nsm|dev")]
+    attester: Option<String>,
+    /// The development CA directory, created when missing; its root is <dir>/root.pem
+    /// [env: ENCLAVE_DEV_PKI].
+    #[arg(long, value_name = "DIR")]
+    dev_pki: Option<PathBuf>,
+    /// Names in the TLS certificate, comma-separated [env: ENCLAVE_SERVER_NAMES].
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    server_names: Option<Vec<String>>,
+    /// Largest request body in bytes [env: ENCLAVE_MAX_REQUEST_BYTES].
+    #[arg(long, value_name = "BYTES")]
+    max_request_bytes: Option<u64>,
+    /// Generations advanced together [env: ENCLAVE_MAX_CONCURRENT_REQUESTS].
+    #[arg(long, value_name = "N")]
+    max_concurrent_requests: Option<u64>,
+    /// Requests waiting beyond those before 429 [env: ENCLAVE_MAX_QUEUED_REQUESTS].
+    #[arg(long, value_name = "N")]
+    max_queued_requests: Option<u64>,
+    /// Most tokens one request may generate [env: ENCLAVE_MAX_TOKENS].
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<u64>,
+    /// Time for the TLS handshake and request head, and for the body, in milliseconds
+    /// [env: ENCLAVE_HEADER_TIMEOUT_MS].
+    #[arg(long, value_name = "MS")]
+    header_timeout_ms: Option<u64>,
+    /// The relay this enclave signs on-chain fulfilments for, <chain_id>:<0x address>;
+    /// without it `POST /v1/onchain/fulfillments` is refused [env: ENCLAVE_ONCHAIN_RELAY].
+    #[arg(long, value_name = "CHAIN:ADDRESS")]
+    onchain_relay: Option<String>,
+}
+
+impl ServeArgs {
+    fn layer(&self) -> ConfigLayer {
+        ConfigLayer {
+            model: self.model.clone(),
+            model_sha256: self.model_sha256.clone(),
+            listen: self.listen.clone(),
+            attester: self.attester.clone(),
+            dev_pki: self.dev_pki.clone(),
+            server_names: self.server_names.clone(),
+            max_request_bytes: self.max_request_bytes,
+            max_concurrent_requests: self.max_concurrent_requests,
+            max_queued_requests: self.max_queued_requests,
+            max_tokens: self.max_tokens,
+            header_timeout_ms: self.header_timeout_ms,
+            onchain_relay: self.onchain_relay.clone(),
+        }
+    }
+
+    /// File, then environment, then command line.
+    fn resolve(&self) -> Result<EnclaveConfig, String> {
+        let file = match &self.config {
+            Some(path) => ConfigLayer::from_toml_file(path).map_err(|e| e.to_string())?,
+            None => ConfigLayer::default(),
+        };
+        let environment =
+            ConfigLayer::from_env(|name| std::env::var(name).ok()).map_err(|e| e.to_string())?;
+        file.overlay(environment)
+            .overlay(self.layer())
+            .resolve()
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +182,7 @@ fn main() -> ExitCode {
         .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
         .init();
     let result = match cli.command {
+        Command::Serve(args) => serve(&args),
         Command::Generate(args) => generate(args),
     };
     match result {
@@ -101,6 +191,85 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<(), String> {
+    let config = args.resolve()?;
+    println!("effective configuration:");
+    for line in config.to_string().lines() {
+        println!("  {line}");
+    }
+    flush_stdout();
+    // Handlers first: a SIGTERM right after the listening line must stop us cleanly.
+    let termination = Termination::install()?;
+    let server = Server::start_with_progress(&config, &mut ConsoleProgress::new())
+        .map_err(|e| e.to_string())?;
+    let mut line = format!(
+        "listening on {} (model {} sha256 {}, enclave address {}",
+        server.local_address(),
+        server.model_id(),
+        hex(&server.model_sha256()),
+        attestation_verifier::receipt::address_hex(&server.enclave_address()),
+    );
+    if let Some(root) = server.dev_root_pem_path() {
+        line.push_str(&format!(", development root {}", root.display()));
+    }
+    line.push(')');
+    println!("{line}");
+    flush_stdout();
+    termination.wait();
+    println!("shutting down");
+    flush_stdout();
+    server.shutdown();
+    Ok(())
+}
+
+fn hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn flush_stdout() {
+    // A closed stdout must not stop the server.
+    let _ = std::io::stdout().flush();
+}
+
+/// SIGINT and SIGTERM handlers, installed before the server starts.
+struct Termination {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    fn install() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot create the signal runtime: {e}"))?;
+        let (interrupt, terminate) = runtime.block_on(async {
+            let interrupt = signal(SignalKind::interrupt())
+                .map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+            let terminate = signal(SignalKind::terminate())
+                .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+            Ok::<_, String>((interrupt, terminate))
+        })?;
+        Ok(Self {
+            runtime,
+            interrupt,
+            terminate,
+        })
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        });
     }
 }
 

@@ -22,6 +22,7 @@ fn config(pki_dir: PathBuf, model_sha256: [u8; 32]) -> EnclaveConfig {
         attester: AttesterChoice::Dev { pki_dir },
         server_names: vec!["localhost".to_owned()],
         limits: Limits::default(),
+        onchain_relay: None,
     }
 }
 

@@ -8,6 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::generate::{self, CancelToken, DeltaSink, GenerationOutput, GenerationRequest, Prompt};
 use crate::llama::{KvCache, LlamaModel, LogitsWanted, SequenceChunk};
 use crate::model_file::{ModelFile, ModelHash};
+use crate::pool::WorkerPool;
 use crate::progress::Progress;
 use crate::quant::KernelKind;
 use crate::tokenizer::Tokenizer;
@@ -51,7 +52,7 @@ pub struct Engine {
     sha256: ModelHash,
     model_path: PathBuf,
     context_length: usize,
-    pool: rayon::ThreadPool,
+    pool: WorkerPool,
     threads: usize,
     load_ms: f64,
 }
@@ -83,21 +84,17 @@ impl Engine {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("engine-{i}"))
-            .build()
-            .map_err(|error| EngineError::ThreadPool {
-                threads,
-                reason: error.to_string(),
-            })?;
+        let pool = WorkerPool::new(threads).map_err(|error| EngineError::ThreadPool {
+            threads,
+            reason: error.to_string(),
+        })?;
         let mut file = ModelFile::read(&config.model_path, config.expected_sha256, progress)?;
         let tokenizer = match &config.tokenizer_json {
             Some(path) => Tokenizer::from_tokenizer_json(path, &file)?,
             None => Tokenizer::from_gguf(&file)?,
         };
         let kernel = config.kernel.unwrap_or_else(KernelKind::detect);
-        let model = pool.install(|| LlamaModel::load(&file, kernel, progress))?;
+        let model = LlamaModel::load(&file, kernel, progress)?;
         if model.config().vocab_size != tokenizer.vocab_size() {
             return Err(EngineError::Tokenizer(format!(
                 "tokenizer has {} tokens, the model {}",
@@ -250,7 +247,7 @@ impl Engine {
 
     /// Runs a forward pass on the engine's threads.
     pub fn forward(&self, chunks: &mut [SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>> {
-        self.pool.install(|| self.model.forward(chunks))
+        self.model.forward(&self.pool, chunks)
     }
 
     /// The logits after every token of `tokens` (row-major, `vocab_size` per token), from a

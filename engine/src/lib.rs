@@ -11,6 +11,7 @@ mod error;
 mod generate;
 mod llama;
 mod model_file;
+mod pool;
 mod progress;
 mod quant;
 mod sampling;

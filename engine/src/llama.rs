@@ -3,12 +3,12 @@
 //! sequence's own KV cache.
 
 use candle_core::quantized::GgmlDType;
-use rayon::prelude::*;
 
 use crate::error::{EngineError, Result};
 use crate::model_file::ModelFile;
+use crate::pool::{DisjointChunks, WorkerPool};
 use crate::progress::{Progress, ProgressUnit};
-use crate::quant::{BLOCK, KernelKind, WeightMatrix};
+use crate::quant::{Activations, BLOCK, KernelKind, Product, WeightMatrix, dot4_f32, run_products};
 
 /// Hyper-parameters of a Llama-architecture model, from GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -370,17 +370,30 @@ impl LlamaModel {
         self.output.as_ref().unwrap_or(&self.token_embedding)
     }
 
+    /// The rotation of every RoPE pair at every batch position: `(sin, cos)` of
+    /// `position * inverse_frequency[i]`, `rope_dims / 2` per token (the same for every layer
+    /// and head, so computed once per forward pass).
+    fn rope_table(&self, positions: &[usize]) -> Vec<(f32, f32)> {
+        positions
+            .iter()
+            .flat_map(|&position| {
+                self.inverse_frequencies
+                    .iter()
+                    .map(move |&frequency| (position as f32 * frequency).sin_cos())
+            })
+            .collect()
+    }
+
     /// Rotates pairs `(2i, 2i+1)` of every head by `position * inverse_frequency[i]`
     /// (llama.cpp's "normal" RoPE mode, which GGUF Llama weights are permuted for).
-    fn apply_rope(&self, rows: &mut [f32], width: usize, positions: &[usize]) {
+    fn apply_rope(&self, rows: &mut [f32], width: usize, table: &[(f32, f32)]) {
         let head_dim = self.config.head_dim;
+        let pairs = self.inverse_frequencies.len();
         rows.chunks_exact_mut(width)
-            .zip(positions)
-            .for_each(|(row, &position)| {
+            .zip(table.chunks_exact(pairs))
+            .for_each(|(row, rotations)| {
                 for head in row.chunks_exact_mut(head_dim) {
-                    for (i, &frequency) in self.inverse_frequencies.iter().enumerate() {
-                        let angle = position as f32 * frequency;
-                        let (sin, cos) = angle.sin_cos();
+                    for (i, &(sin, cos)) in rotations.iter().enumerate() {
                         let (a, b) = (head[2 * i], head[2 * i + 1]);
                         head[2 * i] = a * cos - b * sin;
                         head[2 * i + 1] = a * sin + b * cos;
@@ -390,8 +403,12 @@ impl LlamaModel {
     }
 
     /// Runs the chunks through the model together and returns, per chunk, the logits it
-    /// asked for (row-major, `vocab_size` per token). Must run inside the engine's pool.
-    pub fn forward(&self, chunks: &mut [SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>> {
+    /// asked for (row-major, `vocab_size` per token), on the pool's threads.
+    pub(crate) fn forward(
+        &self,
+        pool: &WorkerPool,
+        chunks: &mut [SequenceChunk<'_>],
+    ) -> Result<Vec<Vec<f32>>> {
         let cfg = &self.config;
         let (d, kv_dim, ff) = (cfg.embedding, cfg.kv_dim(), cfg.feed_forward);
         let total: usize = chunks.iter().map(|c| c.tokens.len()).sum();
@@ -435,18 +452,43 @@ impl LlamaModel {
         let mut projected = vec![0.0f32; total * d];
         let mut gate = vec![0.0f32; total * ff];
         let mut up = vec![0.0f32; total * ff];
+        // Scratch reused by every product of the pass.
+        let mut quantized = Vec::new();
+        let mut reorder = Vec::new();
+        let rope = self.rope_table(&positions);
+        let kernel = self.kernel;
 
         for (layer_index, layer) in self.layers.iter().enumerate() {
             // Element-wise steps are cheap next to the matmuls: run them on this thread
-            // rather than paying a thread-pool round trip each.
+            // between the parallel regions.
             for (out, row) in normed.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
                 rms_norm(row, &layer.attn_norm, cfg.rms_eps, out);
             }
-            layer.wq.matmul(self.kernel, &normed, total, &mut q);
-            layer.wk.matmul(self.kernel, &normed, total, &mut k);
-            layer.wv.matmul(self.kernel, &normed, total, &mut v);
-            self.apply_rope(&mut q, d, &positions);
-            self.apply_rope(&mut k, kv_dim, &positions);
+            let input = Activations::quantize(pool, &normed, total, d, &mut quantized);
+            run_products(
+                pool,
+                kernel,
+                &mut [
+                    Product {
+                        matrix: &layer.wq,
+                        input,
+                        out: &mut q,
+                    },
+                    Product {
+                        matrix: &layer.wk,
+                        input,
+                        out: &mut k,
+                    },
+                    Product {
+                        matrix: &layer.wv,
+                        input,
+                        out: &mut v,
+                    },
+                ],
+                &mut reorder,
+            );
+            self.apply_rope(&mut q, d, &rope);
+            self.apply_rope(&mut k, kv_dim, &rope);
 
             let mut offset = 0;
             for chunk in chunks.iter_mut() {
@@ -466,25 +508,57 @@ impl LlamaModel {
                     )
                 })
                 .collect();
-            self.attend(&q, &caches, &owner, &positions, &mut attention);
+            self.attend(pool, &q, &caches, &owner, &positions, &mut attention);
 
-            layer
-                .wo
-                .matmul(self.kernel, &attention, total, &mut projected);
+            let input = Activations::quantize(pool, &attention, total, d, &mut quantized);
+            run_products(
+                pool,
+                kernel,
+                &mut [Product {
+                    matrix: &layer.wo,
+                    input,
+                    out: &mut projected,
+                }],
+                &mut reorder,
+            );
             x.iter_mut().zip(&projected).for_each(|(a, b)| *a += b);
 
             for (out, row) in normed.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
                 rms_norm(row, &layer.ffn_norm, cfg.rms_eps, out);
             }
-            layer.w_gate.matmul(self.kernel, &normed, total, &mut gate);
-            layer.w_up.matmul(self.kernel, &normed, total, &mut up);
+            let input = Activations::quantize(pool, &normed, total, d, &mut quantized);
+            run_products(
+                pool,
+                kernel,
+                &mut [
+                    Product {
+                        matrix: &layer.w_gate,
+                        input,
+                        out: &mut gate,
+                    },
+                    Product {
+                        matrix: &layer.w_up,
+                        input,
+                        out: &mut up,
+                    },
+                ],
+                &mut reorder,
+            );
             gate.iter_mut().zip(&up).for_each(|(g, u)| {
                 let silu = *g / (1.0 + (-*g).exp());
                 *g = silu * u;
             });
-            layer
-                .w_down
-                .matmul(self.kernel, &gate, total, &mut projected);
+            let input = Activations::quantize(pool, &gate, total, ff, &mut quantized);
+            run_products(
+                pool,
+                kernel,
+                &mut [Product {
+                    matrix: &layer.w_down,
+                    input,
+                    out: &mut projected,
+                }],
+                &mut reorder,
+            );
             x.iter_mut().zip(&projected).for_each(|(a, b)| *a += b);
         }
         for chunk in chunks.iter_mut() {
@@ -519,8 +593,22 @@ impl LlamaModel {
         let vocab = cfg.vocab_size;
         let mut logits = vec![0.0f32; wanted_rows.len() * vocab];
         if !wanted_rows.is_empty() {
-            self.output_matrix()
-                .matmul(self.kernel, &final_rows, wanted_rows.len(), &mut logits);
+            let input =
+                Activations::quantize(pool, &final_rows, wanted_rows.len(), d, &mut quantized);
+            run_products(
+                pool,
+                kernel,
+                &mut [Product {
+                    matrix: self.output_matrix(),
+                    input,
+                    out: &mut logits,
+                }],
+                &mut reorder,
+            );
+        }
+        if let [_only] = chunks {
+            // One sequence (plain decoding): all the logits are its own; no copy.
+            return Ok(vec![logits]);
         }
         let mut per_chunk = Vec::with_capacity(chunks.len());
         let mut cursor = 0;
@@ -536,9 +624,11 @@ impl LlamaModel {
         Ok(per_chunk)
     }
 
-    /// Causal self-attention of every batch token against its own sequence's cache.
+    /// Causal self-attention of every batch token against its own sequence's cache, one
+    /// parallel task per token and head.
     fn attend(
         &self,
+        pool: &WorkerPool,
         q: &[f32],
         caches: &[(&[f32], &[f32])],
         owner: &[usize],
@@ -546,37 +636,43 @@ impl LlamaModel {
         out: &mut [f32],
     ) {
         let cfg = &self.config;
-        let (d, head_dim, kv_dim) = (cfg.embedding, cfg.head_dim, cfg.kv_dim());
-        let group = cfg.heads / cfg.kv_heads;
+        let (d, head_dim, kv_dim, heads) = (cfg.embedding, cfg.head_dim, cfg.kv_dim(), cfg.heads);
+        let group = heads / cfg.kv_heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
-        out.par_chunks_mut(d).enumerate().for_each(|(t, out_row)| {
+        let pieces = DisjointChunks::new(out, head_dim);
+        pool.for_each_task(owner.len() * heads, &|task| {
+            let (t, head) = (task / heads, task % heads);
             let (keys, values) = caches[owner[t]];
             // The token sees its own position and every earlier one.
             let visible = positions[t] + 1;
-            let mut scores = vec![0.0f32; visible];
-            for head in 0..cfg.heads {
-                let kv_head = head / group;
-                let query = &q[t * d + head * head_dim..t * d + (head + 1) * head_dim];
-                let mut max = f32::NEG_INFINITY;
-                for (j, score) in scores.iter_mut().enumerate() {
-                    let key = &keys[j * kv_dim + kv_head * head_dim..][..head_dim];
-                    *score = query.iter().zip(key).map(|(a, b)| a * b).sum::<f32>() * scale;
-                    max = max.max(*score);
+            let kv_head = head / group;
+            let query = &q[t * d + head * head_dim..t * d + (head + 1) * head_dim];
+            let key = |j: usize| &keys[j * kv_dim + kv_head * head_dim..][..head_dim];
+            // Four keys at a time (independent sums); the last run repeats the final key so
+            // that every score comes from the same arithmetic.
+            let mut scores = vec![0.0f32; visible.next_multiple_of(4)];
+            for (run, out) in scores.chunks_exact_mut(4).enumerate() {
+                let j = |i: usize| key((4 * run + i).min(visible - 1));
+                let dots = dot4_f32(query, [j(0), j(1), j(2), j(3)]);
+                for (score, dot) in out.iter_mut().zip(dots) {
+                    *score = dot * scale;
                 }
-                let mut sum = 0.0f32;
-                for score in scores.iter_mut() {
-                    *score = (*score - max).exp();
-                    sum += *score;
-                }
-                let inverse = 1.0 / sum;
-                let head_out = &mut out_row[head * head_dim..(head + 1) * head_dim];
-                head_out.fill(0.0);
-                for (j, &weight) in scores.iter().enumerate() {
-                    let value = &values[j * kv_dim + kv_head * head_dim..][..head_dim];
-                    let p = weight * inverse;
-                    for (o, &v) in head_out.iter_mut().zip(value) {
-                        *o += p * v;
-                    }
+            }
+            scores.truncate(visible);
+            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            let mut sum = 0.0f32;
+            for score in scores.iter_mut() {
+                *score = (*score - max).exp();
+                sum += *score;
+            }
+            let inverse = 1.0 / sum;
+            let head_out = pieces.claim(task);
+            head_out.fill(0.0);
+            for (j, &weight) in scores.iter().enumerate() {
+                let value = &values[j * kv_dim + kv_head * head_dim..][..head_dim];
+                let p = weight * inverse;
+                for (o, &v) in head_out.iter_mut().zip(value) {
+                    *o = p.mul_add(v, *o);
                 }
             }
         });

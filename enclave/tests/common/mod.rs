@@ -1,6 +1,8 @@
 //! Shared helpers for the enclave's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod https;
+
 use std::path::{Path, PathBuf};
 
 use attestation_verifier::{Policy, TrustAnchor, UnixMillis, VerifiedAttestation, Verifier};

@@ -1,0 +1,94 @@
+//! The contracts' ABI as the relayer uses it (docs/onchain.md): declared here with `sol!` so the
+//! relayer builds without the Solidity toolchain. The declarations must match
+//! `contracts/src/{InferenceRelay,EnclaveRegistry}.sol`; the end-to-end tests run them against
+//! the real contracts on anvil.
+#![allow(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::too_many_arguments
+)]
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface IInferenceRelay {
+        enum Status { None, Open, Claimed, Fulfilled, FulfilledCallbackFailed, Refunded, Cancelled }
+
+        struct Request {
+            address requester;
+            uint40 deadline;
+            Status status;
+            uint32 callbackGasLimit;
+            address callback;
+            uint96 fee;
+            bytes32 modelHash;
+            bytes32 inputHash;
+            bytes32 paramsHash;
+            address operator;
+            uint96 collateral;
+        }
+
+        struct Operator {
+            uint96 staked;
+            uint96 locked;
+            uint32 fulfilledCount;
+            uint32 missedCount;
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        event InferenceRequested(
+            bytes32 indexed requestId,
+            address indexed requester,
+            bytes32 indexed modelHash,
+            bytes input,
+            bytes params,
+            address callback,
+            uint32 callbackGasLimit,
+            uint64 deadline,
+            uint256 fee
+        );
+        event RequestFulfilled(
+            bytes32 indexed requestId,
+            address indexed operator,
+            address indexed enclave,
+            bytes32 outputHash,
+            bytes output,
+            bool callbackSucceeded
+        );
+
+        function registry() external view returns (address);
+        function claimCollateral() external view returns (uint96);
+        function stake() external payable;
+        function claim(bytes32 requestId) external;
+        function fulfill(bytes32 requestId, bytes calldata output, bytes calldata signature) external;
+        function withdraw(address to) external;
+        function getRequest(bytes32 requestId) external view returns (Request memory);
+        function getOperator(address operator) external view returns (Operator memory);
+        function credits(address account) external view returns (uint256);
+        function fulfillmentDigest(
+            bytes32 requestId,
+            bytes32 modelHash,
+            bytes32 inputHash,
+            bytes32 paramsHash,
+            bytes32 outputHash
+        ) external view returns (bytes32);
+    }
+
+    #[sol(rpc)]
+    interface IEnclaveRegistry {
+        enum EnclaveStatus { Authorized, Unknown, Revoked, ModelMismatch, Expired, ModelNotAllowed, ImageNotAllowed }
+
+        struct EnclaveRegistration {
+            address enclave;
+            bytes32 imageId;
+            bytes32 modelHash;
+            uint64 expiry;
+            uint64 attestedAtMs;
+        }
+
+        function registerWithVerifierSignature(EnclaveRegistration calldata statement, bytes calldata signature) external;
+        function enclaveStatus(address enclave, bytes32 modelHash) external view returns (EnclaveStatus);
+        function registrationDigest(EnclaveRegistration calldata statement) external view returns (bytes32);
+        function maxRegistrationValidity() external view returns (uint64);
+    }
+}

@@ -1,0 +1,142 @@
+//! Answers from the attested enclave: `POST /v1/onchain/fulfillments` (docs/protocol.md §5) over
+//! an [`attest::connection::AttestedConnection`], so the relayer talks only to an enclave whose
+//! attestation verified under its policy, and every answer's off-chain receipt verifies too.
+//! The connection is re-established (with a fresh attestation) after any failure.
+
+use alloy::primitives::{Address, B256, Bytes};
+use attest::ClientPolicy;
+use attest::connection::{AttestedConnection, ConnectOptions};
+use attestation_verifier::onchain::ContractDomain;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::error::RelayerError;
+use crate::relay::AnswerSource;
+use crate::state::{Job, SignedAnswer};
+
+/// The enclave's fulfilment path.
+pub const FULFILLMENTS_PATH: &str = "/v1/onchain/fulfillments";
+
+/// An attested enclave as an [`AnswerSource`].
+#[derive(Debug)]
+pub struct EnclaveAnswers {
+    url: String,
+    policy: ClientPolicy,
+    options: ConnectOptions,
+    model_hash: B256,
+    enclave: Address,
+    connection: Mutex<Option<AttestedConnection>>,
+}
+
+#[derive(Deserialize)]
+struct FulfillmentAnswer {
+    output: Bytes,
+    signature: Bytes,
+    enclave: Address,
+}
+
+impl EnclaveAnswers {
+    /// Connects to the enclave at `url` and verifies it under `policy`.
+    ///
+    /// # Errors
+    /// [`RelayerError::Enclave`] when it cannot be reached or is not trusted.
+    pub async fn connect(
+        url: &str,
+        policy: ClientPolicy,
+        options: ConnectOptions,
+    ) -> Result<Self, RelayerError> {
+        let connection = AttestedConnection::connect(url, policy.clone(), options.clone())
+            .await
+            .map_err(|error| RelayerError::Enclave(error.to_string()))?;
+        let trusted = connection.enclave();
+        let model_hash = B256::from(trusted.binding.model_sha256);
+        let enclave = Address::from(trusted.signer.address);
+        tracing::info!(%enclave, model = %model_hash, url, "enclave attested");
+        Ok(Self {
+            url: url.to_owned(),
+            policy,
+            options,
+            model_hash,
+            enclave,
+            connection: Mutex::new(Some(connection)),
+        })
+    }
+
+    /// The attested enclave's signing address.
+    pub fn enclave_address(&self) -> Address {
+        self.enclave
+    }
+
+    async fn ask(
+        &self,
+        job: &Job,
+        relay_domain: &ContractDomain,
+    ) -> Result<SignedAnswer, RelayerError> {
+        let mut slot = self.connection.lock().await;
+        if slot.is_none() {
+            let connection =
+                AttestedConnection::connect(&self.url, self.policy.clone(), self.options.clone())
+                    .await
+                    .map_err(|error| RelayerError::Enclave(error.to_string()))?;
+            // A restarted enclave has a new key: it must be re-registered before its answers
+            // are accepted on-chain, so it is refused here rather than claimed for.
+            let enclave = Address::from(connection.enclave().signer.address);
+            if enclave != self.enclave {
+                return Err(RelayerError::Enclave(format!(
+                    "the enclave at {} now attests key {enclave}, not {}; restart the relayer after registering it",
+                    self.url, self.enclave
+                )));
+            }
+            *slot = Some(connection);
+        }
+        let Some(connection) = slot.as_mut() else {
+            return Err(RelayerError::Enclave("no connection".into()));
+        };
+        let body = serde_json::json!({
+            "chain_id": relay_domain.chain_id,
+            "relay": Address::from(relay_domain.contract),
+            "request_id": job.request_id,
+            "model_hash": job.model_hash,
+            "input": job.input,
+            "params": job.params,
+        });
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let result = connection.post_json_verified(FULFILLMENTS_PATH, body).await;
+        let verified = match result {
+            Ok(verified) => verified,
+            Err(error) => {
+                *slot = None;
+                return Err(RelayerError::Enclave(error.to_string()));
+            }
+        };
+        let answer: FulfillmentAnswer =
+            serde_json::from_slice(&verified.body).map_err(|error| {
+                RelayerError::Enclave(format!("the fulfilment answer is malformed: {error}"))
+            })?;
+        if answer.enclave != self.enclave {
+            return Err(RelayerError::Enclave(format!(
+                "the answer names enclave {}, the attested one is {}",
+                answer.enclave, self.enclave
+            )));
+        }
+        Ok(SignedAnswer {
+            output: answer.output,
+            signature: answer.signature,
+            enclave: self.enclave,
+        })
+    }
+}
+
+impl AnswerSource for EnclaveAnswers {
+    fn model_hash(&self) -> B256 {
+        self.model_hash
+    }
+
+    async fn answer(
+        &self,
+        job: &Job,
+        relay_domain: &ContractDomain,
+    ) -> Result<SignedAnswer, RelayerError> {
+        self.ask(job, relay_domain).await
+    }
+}
