@@ -144,13 +144,23 @@ impl Scheduler {
     /// long, bad parameters) are returned here, before any work.
     pub fn submit(&self, request: GenerationRequest) -> Result<RequestHandle> {
         generate::validate_params(&request.params)?;
-        let waiting = self.pending.load(Ordering::Acquire);
-        if waiting >= self.config.max_pending {
-            return Err(EngineError::QueueFull {
-                waiting,
-                limit: self.config.max_pending,
-            });
+        // Reserve the slot before the (slow) tokenisation, atomically: checking first and
+        // counting after would let simultaneous submits all pass the bound.
+        let limit = self.config.max_pending;
+        self.pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (waiting < limit).then_some(waiting + 1)
+            })
+            .map_err(|waiting| EngineError::QueueFull { waiting, limit })?;
+        let accepted = self.enqueue(request);
+        if accepted.is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
         }
+        accepted
+    }
+
+    /// Builds the sequence and hands it to the worker (the slot is already reserved).
+    fn enqueue(&self, request: GenerationRequest) -> Result<RequestHandle> {
         let (events, receiver) = mpsc::channel();
         let cancel = CancelToken::new();
         let delta_events = events.clone();
@@ -161,16 +171,11 @@ impl Scheduler {
         };
         let sequence = ActiveSequence::new(&self.engine, request, Box::new(sink), cancel.clone())?;
         let prompt_tokens = sequence.prompt_tokens();
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        let submitted = self
-            .submissions
+        self.submissions
             .as_ref()
             .ok_or(EngineError::SchedulerStopped)?
-            .send(Submission { sequence, events });
-        if submitted.is_err() {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
-            return Err(EngineError::SchedulerStopped);
-        }
+            .send(Submission { sequence, events })
+            .map_err(|_| EngineError::SchedulerStopped)?;
         Ok(RequestHandle {
             events: receiver,
             cancel,

@@ -308,3 +308,53 @@ fn scheduler_cancels_dropped_requests_and_reports_bad_ones_at_submission() {
     assert_eq!(output.prompt_tokens + output.completion_tokens, 64);
     assert_eq!(scheduler.pending(), 0);
 }
+
+#[test]
+fn scheduler_bound_holds_under_simultaneous_submits() {
+    let config = inference_engine::EngineConfig {
+        threads: Some(common::TEST_THREADS),
+        ..inference_engine::EngineConfig::new(common::model_path())
+    };
+    let engine = Arc::new(
+        inference_engine::Engine::load(&config, &mut inference_engine::NoProgress).expect("loads"),
+    );
+    let limit = 3;
+    let scheduler = Scheduler::start(
+        engine,
+        SchedulerConfig {
+            max_batch: 1,
+            max_pending: limit,
+        },
+    )
+    .expect("starts");
+    // Sixteen threads submit at once, each with a prompt long enough that tokenising it takes
+    // a while: the slot must be taken before that work, or several would pass the bound.
+    let prompt = "Count the words in this sentence, please. ".repeat(40);
+    let barrier = std::sync::Barrier::new(16);
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    scheduler.submit(request(Prompt::Text(prompt.clone()), 64))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("no panic"))
+            .collect()
+    });
+    let accepted = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let refused = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Err(EngineError::QueueFull { .. })))
+        .count();
+    assert!(
+        (1..=limit).contains(&accepted),
+        "accepted {accepted} of 16 with a bound of {limit}"
+    );
+    assert_eq!(accepted + refused, 16);
+    assert!(scheduler.pending() <= limit);
+    // Handles dropped here cancel the accepted requests.
+}
