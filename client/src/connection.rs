@@ -683,13 +683,13 @@ impl AttestedConnection {
         result
     }
 
-    async fn post_json_inner(
+    /// Sends `request` and reads a non-streamed answer: its body (within the size and time
+    /// limits) and its receipt headers; an error status is a [`ClientError::Status`].
+    async fn receipted_exchange(
         &mut self,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<VerifiedJson, ClientError> {
-        let what = "waiting for the answer";
-        let request = self.request("POST", path, body.clone())?;
+        request: Request<Full<Bytes>>,
+        what: &'static str,
+    ) -> Result<(Vec<u8>, CompletionHeaders), ClientError> {
         let response = self.send(request, what).await?;
         let status = response.status();
         let response_headers = response.headers().clone();
@@ -713,6 +713,17 @@ impl AttestedConnection {
                 .and_then(|value| value.to_str().ok())
         })
         .map_err(ExchangeError::from)?;
+        Ok((response_body, parsed))
+    }
+
+    async fn post_json_inner(
+        &mut self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<VerifiedJson, ClientError> {
+        let what = "waiting for the answer";
+        let request = self.request("POST", path, body.clone())?;
+        let (response_body, parsed) = self.receipted_exchange(request, what).await?;
         check_answer_document(&self.policy, &self.enclave, &parsed.document)?;
         let receipt = attestation_verifier::receipt::verify_receipt(
             &parsed.receipt,
@@ -752,29 +763,7 @@ impl AttestedConnection {
                 })?,
             );
         }
-        let response = self.send(request, what).await?;
-        let status = response.status();
-        let response_headers = response.headers().clone();
-        let limit = self.options.answer_timeout;
-        let response_body = with_timeout(
-            limit,
-            what,
-            read_body(response.into_body(), MAX_RESPONSE_BYTES, what),
-        )
-        .await?;
-        if status != StatusCode::OK {
-            return Err(ClientError::Status {
-                what,
-                status: status.as_u16(),
-                message: error_message(&response_body),
-            });
-        }
-        let parsed = CompletionHeaders::parse(|name| {
-            response_headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-        })
-        .map_err(ExchangeError::from)?;
+        let (response_body, parsed) = self.receipted_exchange(request, what).await?;
         let verified = verify_live_completion(
             &self.policy,
             &self.enclave,

@@ -56,7 +56,8 @@ pub enum RelayerError {
 }
 
 impl RelayerError {
-    pub(crate) fn chain(action: &'static str, error: impl std::fmt::Display) -> Self {
+    /// A failed chain call, with what was being done.
+    pub fn chain(action: &'static str, error: impl std::fmt::Display) -> Self {
         Self::Chain {
             action,
             reason: error.to_string(),

@@ -172,19 +172,13 @@ async fn run(args: RunArgs) -> Result<(), RelayerError> {
     let chain_id = provider
         .get_chain_id()
         .await
-        .map_err(|e| RelayerError::Chain {
-            action: "eth_chainId",
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| RelayerError::chain("eth_chainId", e))?;
     let start_block = match args.start_block {
         Some(block) => block,
         None => provider
             .get_block_number()
             .await
-            .map_err(|e| RelayerError::Chain {
-                action: "eth_blockNumber",
-                reason: e.to_string(),
-            })?,
+            .map_err(|e| RelayerError::chain("eth_blockNumber", e))?,
     };
     let state = RelayerState::open(&args.state, chain_id, args.relay, start_block)?;
     tracing::info!(%operator, relay = %args.relay, chain_id, next_block = state.next_block(), pending = state.pending().count(), "relayer started");
@@ -213,16 +207,10 @@ async fn stake(args: StakeArgs) -> Result<(), RelayerError> {
         .value(args.amount_wei)
         .send()
         .await
-        .map_err(|e| RelayerError::Chain {
-            action: "stake",
-            reason: e.to_string(),
-        })?
+        .map_err(|e| RelayerError::chain("stake", e))?
         .get_receipt()
         .await
-        .map_err(|e| RelayerError::Chain {
-            action: "stake receipt",
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| RelayerError::chain("stake receipt", e))?;
     if !receipt.status() {
         return Err(RelayerError::Chain {
             action: "stake",
@@ -233,10 +221,7 @@ async fn stake(args: StakeArgs) -> Result<(), RelayerError> {
         .getOperator(operator)
         .call()
         .await
-        .map_err(|e| RelayerError::Chain {
-            action: "getOperator",
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| RelayerError::chain("getOperator", e))?;
     println!(
         "operator {operator} staked {} wei in total (tx {})",
         staked.staked, receipt.transaction_hash
@@ -260,10 +245,7 @@ async fn register(args: RegisterArgs) -> Result<(), RelayerError> {
     let chain_id = provider
         .get_chain_id()
         .await
-        .map_err(|e| RelayerError::Chain {
-            action: "eth_chainId",
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| RelayerError::chain("eth_chainId", e))?;
     let now_secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
