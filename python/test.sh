@@ -15,7 +15,9 @@ if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ]; then
     exit 1
 fi
 
-cargo build --quiet --locked -p attest -p enclave
+# The same build as the workspace's tests (same features), so after `cargo nextest run
+# --workspace` this reuses its binaries instead of building a second feature set.
+cargo test --quiet --workspace --locked --no-run
 dist="$(mktemp -d)"
 trap 'rm -rf "$dist"' EXIT
 CARGO_TARGET_DIR="$target/python" "$venv/bin/maturin" build --quiet --locked \
