@@ -17,6 +17,8 @@ CONTRACTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 eval "$("$CONTRACTS_DIR/../scripts/install-foundry.sh")"
 # shellcheck source=lib.sh
 source "$CONTRACTS_DIR/script/lib.sh"
+# foundry.toml names the solc wrapper by a path relative to the project.
+cd "$CONTRACTS_DIR"
 
 RPC_URL="${RPC_URL:-http://127.0.0.1:8545}"
 DEPLOYER_KEY="${DEPLOYER_KEY:-0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80}"

@@ -1,0 +1,656 @@
+//! The relayer against the real contracts on a real anvil chain (deployed by
+//! `contracts/script/deploy.sh`), with the real enclave in development mode and the real model:
+//!
+//! - the example consumer's question is answered by callback through the relayer binary, which is
+//!   killed (SIGKILL) mid-way and restarted: the request is fulfilled exactly once, and the stored
+//!   answer is what the attested enclave produced;
+//! - an operator that misses its deadline is slashed and the requester refunded (and the
+//!   relayer leaves another operator's claim alone);
+//! - fulfilments signed by an unregistered, expired or revoked key, or for another model, chain or
+//!   relay, revert on-chain with `EnclaveNotAuthorized`, and the Rust digest of a correct one is
+//!   the one the contract accepts.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{Filter, TransactionReceipt};
+use alloy::signers::SignerSync as _;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent as _;
+use attest::connection::{AttestedConnection, ConnectOptions};
+use attestation_verifier::onchain::{ContractDomain, Fulfillment, Registration, image_id};
+use relayer::contracts::IEnclaveRegistry::{self, EnclaveStatus};
+use relayer::contracts::IInferenceRelay::{self, InferenceRequested, RequestFulfilled, Status};
+use relayer::register::submit_registration;
+use testkit::chain::{
+    Account, EnclaveNotAuthorized, IExampleConsumer, IRegistryOwner, IRequests, ONE_ETHER,
+    advance_time, chain_time, key_for, mined,
+};
+use testkit::{Anvil, ChildGuard, DeploySettings, Deployment, DevEnclave, TempDir};
+
+const FEE_WEI: u128 = ONE_ETHER / 100;
+const PARAMS: &str = r#"{"max_tokens":24,"temperature":0}"#;
+
+fn requested_id(receipt: &TransactionReceipt) -> B256 {
+    receipt
+        .decoded_log::<InferenceRequested>()
+        .expect("the transaction emitted InferenceRequested")
+        .requestId
+}
+
+async fn fulfilments_of(
+    provider: &DynProvider,
+    relay: Address,
+    request_id: B256,
+) -> Vec<RequestFulfilled> {
+    let filter = Filter::new()
+        .address(relay)
+        .event_signature(RequestFulfilled::SIGNATURE_HASH)
+        .topic1(request_id)
+        .from_block(0);
+    provider
+        .get_logs(&filter)
+        .await
+        .expect("eth_getLogs")
+        .iter()
+        .map(|log| {
+            log.log_decode::<RequestFulfilled>()
+                .expect("RequestFulfilled")
+                .inner
+                .data
+        })
+        .collect()
+}
+
+/// The relayer binary as a child process; its log lines (stderr) arrive on a channel.
+struct RelayerProcess {
+    process: ChildGuard,
+    lines: mpsc::Receiver<String>,
+}
+
+impl RelayerProcess {
+    fn spawn(args: &[String], operator: &Account) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relayer"))
+            .args(args)
+            .env("RELAYER_OPERATOR_KEY", operator.key_hex())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the relayer binary");
+        let stderr = child.stderr.take().expect("stderr");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[relayer] {line}");
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            process: ChildGuard(child),
+            lines,
+        }
+    }
+
+    /// Waits until a log line containing each of `needles` has been seen (in any order);
+    /// panics after `timeout`. "already fulfilled" does not count as "fulfilled".
+    fn wait_for_all(&self, needles: &[&str], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut missing: Vec<&str> = needles.to_vec();
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("the relayer did not log {missing:?} within {timeout:?}");
+            };
+            if line.contains("already fulfilled") {
+                continue;
+            }
+            missing.retain(|needle| !line.contains(needle));
+        }
+    }
+
+    fn kill(mut self) {
+        self.process.0.kill().expect("SIGKILL the relayer");
+        self.process.0.wait().expect("reap the relayer");
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+fn run_relayer_binary(args: &[String], envs: &[(&str, String)]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_relayer"))
+        .args(args)
+        .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))
+        .output()
+        .expect("run the relayer binary");
+    assert!(
+        output.status.success(),
+        "relayer {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn policy_args(enclave: &DevEnclave) -> Vec<String> {
+    let mut args = vec![
+        "--root".to_owned(),
+        enclave.root_pem().display().to_string(),
+        "--model-sha256".to_owned(),
+        testkit::MODEL_SHA256.to_owned(),
+    ];
+    for index in 0..3 {
+        args.push("--pcr".to_owned());
+        args.push(format!(
+            "{index}={}",
+            alloy::hex::encode(enclave.pcr(index))
+        ));
+    }
+    args
+}
+
+fn run_args(
+    anvil: &Anvil,
+    deployment: &Deployment,
+    enclave: &DevEnclave,
+    state: &Path,
+) -> Vec<String> {
+    let mut args = strings(&[
+        "run",
+        "--rpc-url",
+        &anvil.rpc_url(),
+        "--relay",
+        &Address::from(deployment.relay).to_string(),
+        "--enclave-url",
+        &enclave.url(),
+        "--state",
+        &state.display().to_string(),
+        "--start-block",
+        "0",
+        "--poll-interval-ms",
+        "200",
+    ]);
+    args.extend(policy_args(enclave));
+    args
+}
+
+/// The greedy answer of the attested enclave to `prompt` over its chat API, for comparison.
+async fn greedy_chat_answer(enclave: &DevEnclave, prompt: &str) -> String {
+    let mut connection =
+        AttestedConnection::connect(&enclave.url(), enclave.policy(), ConnectOptions::default())
+            .await
+            .expect("attested connection");
+    let body = serde_json::json!({
+        "model": enclave.server().model_id(),
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": 24,
+        "temperature": 0,
+    });
+    let verified = connection
+        .post_json_verified(
+            "/v1/chat/completions",
+            serde_json::to_vec(&body).expect("json"),
+        )
+        .await
+        .expect("a verified chat completion");
+    let response: serde_json::Value = serde_json::from_slice(&verified.body).expect("json answer");
+    response["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("an answer")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayer_answers_the_consumer_exactly_once_across_a_kill_and_a_miss_is_slashed() {
+    let anvil = Anvil::start();
+    let verifier = key_for("chain test verifier");
+    let deployment = Deployment::deploy(
+        &anvil,
+        &DeploySettings {
+            verifier_address: Some(verifier.address().to_string()),
+            image: None,
+        },
+    );
+    let enclave = DevEnclave::start(Some(deployment.onchain_relay()));
+    let owner = Account::deployer(&anvil);
+    let operator = Account::funded(&anvil, "chain test operator").await;
+    let lazy_operator = Account::funded(&anvil, "chain test operator that misses").await;
+    let requester = Account::funded(&anvil, "chain test requester").await;
+    let registry = Address::from(deployment.registry);
+    let relay_address = Address::from(deployment.relay);
+    let model_hash = B256::from(deployment.model_hash);
+
+    // The owner allows the enclave's image; the verifier key registers the enclave after
+    // checking its attestation (`relayer register`), the operator stakes (`relayer stake`).
+    mined(
+        IRegistryOwner::new(registry, owner.provider.clone())
+            .allowImage(
+                enclave.pcr(0).into(),
+                enclave.pcr(1).into(),
+                enclave.pcr(2).into(),
+            )
+            .send()
+            .await,
+        "allowImage",
+    )
+    .await;
+    let mut register = strings(&["register", "--rpc-url", &anvil.rpc_url()]);
+    register.extend(strings(&[
+        "--registry",
+        &registry.to_string(),
+        "--enclave-url",
+        &enclave.url(),
+    ]));
+    register.extend(policy_args(&enclave));
+    run_relayer_binary(
+        &register,
+        &[
+            (
+                "RELAYER_VERIFIER_KEY",
+                format!("0x{}", alloy::hex::encode(verifier.to_bytes())),
+            ),
+            ("RELAYER_OPERATOR_KEY", operator.key_hex()),
+        ],
+    );
+    for account in [&operator, &lazy_operator] {
+        let stake = strings(&[
+            "stake",
+            "--rpc-url",
+            &anvil.rpc_url(),
+            "--relay",
+            &relay_address.to_string(),
+            "--amount-wei",
+            &ONE_ETHER.to_string(),
+        ]);
+        run_relayer_binary(&stake, &[("RELAYER_OPERATOR_KEY", account.key_hex())]);
+    }
+    let attested =
+        AttestedConnection::connect(&enclave.url(), enclave.policy(), ConnectOptions::default())
+            .await
+            .expect("attested connection")
+            .enclave()
+            .signer
+            .address;
+    let enclave_address = Address::from(attested);
+    let status = IEnclaveRegistry::new(registry, owner.provider.clone())
+        .enclaveStatus(enclave_address, model_hash)
+        .call()
+        .await
+        .expect("enclaveStatus");
+    assert!(
+        matches!(status, EnclaveStatus::Authorized),
+        "the enclave is registered"
+    );
+
+    // The consumer asks; the relayer sees the request and is killed before it can answer.
+    let prompt = "Name the largest planet of the solar system.";
+    let consumer =
+        IExampleConsumer::new(Address::from(deployment.consumer), owner.provider.clone());
+    let deadline = chain_time(&owner.provider).await + 3_600;
+    let asked = mined(
+        consumer
+            .ask(
+                prompt.to_owned(),
+                Bytes::from(PARAMS.as_bytes().to_vec()),
+                2_000_000,
+                deadline,
+            )
+            .value(U256::from(FEE_WEI))
+            .send()
+            .await,
+        "ExampleConsumer.ask",
+    )
+    .await;
+    let asked_id = requested_id(&asked);
+
+    let state_dir = TempDir::new("relayer-state");
+    let state = state_dir.path().join("state.json");
+    let args = run_args(&anvil, &deployment, &enclave, &state);
+    let first = RelayerProcess::spawn(&args, &operator);
+    first.wait_for_all(&["request seen"], Duration::from_secs(60));
+    first.kill();
+    let relay = IInferenceRelay::new(relay_address, owner.provider.clone());
+    let status = relay
+        .getRequest(asked_id)
+        .call()
+        .await
+        .expect("getRequest")
+        .status;
+    assert!(
+        matches!(status, Status::Open | Status::Claimed),
+        "killed before fulfilling, the request is still pending"
+    );
+
+    // While it is down, another operator claims a new request (and will miss its deadline).
+    let deadline = chain_time(&owner.provider).await + 60;
+    let missed = mined(
+        IRequests::new(relay_address, requester.provider.clone())
+            .requestInference(
+                model_hash,
+                Bytes::from_static(b"What is two plus two?"),
+                Bytes::from(PARAMS.as_bytes().to_vec()),
+                Address::ZERO,
+                0,
+                deadline,
+            )
+            .value(U256::from(FEE_WEI))
+            .send()
+            .await,
+        "requestInference",
+    )
+    .await;
+    let missed_id = requested_id(&missed);
+    let lazy_relay = IInferenceRelay::new(relay_address, lazy_operator.provider.clone());
+    mined(
+        lazy_relay.claim(missed_id).send().await,
+        "claim by the lazy operator",
+    )
+    .await;
+
+    // Restarted from its state file, the relayer finishes the first request and leaves the
+    // other operator's claim alone.
+    let second = RelayerProcess::spawn(&args, &operator);
+    second.wait_for_all(
+        &["fulfilled", "claimed by another operator"],
+        Duration::from_secs(180),
+    );
+    second.kill();
+    advance_time(&owner.provider, 120).await;
+    mined(
+        IRequests::new(relay_address, requester.provider.clone())
+            .refund(missed_id)
+            .send()
+            .await,
+        "refund",
+    )
+    .await;
+
+    // Exactly one fulfilment, by the attested enclave, stored by the consumer as produced.
+    let fulfilments = fulfilments_of(&owner.provider, relay_address, asked_id).await;
+    assert_eq!(fulfilments.len(), 1, "fulfilled exactly once");
+    let fulfilment = &fulfilments[0];
+    assert_eq!(fulfilment.enclave, enclave_address);
+    assert_eq!(fulfilment.operator, operator.address());
+    assert!(fulfilment.callbackSucceeded);
+    let stored = consumer.question(asked_id).call().await.expect("question");
+    assert!(stored.answered);
+    assert_eq!(stored.answer.as_bytes(), fulfilment.output.as_ref());
+    assert!(!stored.answer.trim().is_empty());
+    assert_eq!(stored.answer, greedy_chat_answer(&enclave, prompt).await);
+
+    // The miss: slashed collateral plus the fee go to the requester; counters per operator.
+    let lazy = relay
+        .getOperator(lazy_operator.address())
+        .call()
+        .await
+        .expect("getOperator");
+    let collateral = deployment.claim_collateral_wei;
+    assert_eq!(lazy.staked.to::<u128>(), ONE_ETHER - collateral);
+    assert_eq!(lazy.locked.to::<u128>(), 0);
+    assert_eq!((lazy.fulfilledCount, lazy.missedCount), (0, 1));
+    let diligent = relay
+        .getOperator(operator.address())
+        .call()
+        .await
+        .expect("getOperator");
+    assert_eq!((diligent.fulfilledCount, diligent.missedCount), (1, 0));
+    assert_eq!(diligent.staked.to::<u128>(), ONE_ETHER);
+    let refunded = relay
+        .credits(requester.address())
+        .call()
+        .await
+        .expect("credits");
+    assert_eq!(refunded, U256::from(FEE_WEI + collateral));
+    assert_eq!(
+        relay
+            .credits(operator.address())
+            .call()
+            .await
+            .expect("credits"),
+        U256::from(FEE_WEI),
+        "the fee went to the operator that fulfilled"
+    );
+    let missed_status = relay
+        .getRequest(missed_id)
+        .call()
+        .await
+        .expect("getRequest")
+        .status;
+    assert!(matches!(missed_status, Status::Refunded));
+}
+
+/// Signs `Fulfillment` for `output` with `key` under `domain`.
+fn sign_fulfillment(
+    key: &PrivateKeySigner,
+    domain: &ContractDomain,
+    request_id: B256,
+    model_hash: B256,
+    input: &[u8],
+    output: &[u8],
+) -> Bytes {
+    let digest =
+        Fulfillment::for_exchange(request_id.0, model_hash.0, input, PARAMS.as_bytes(), output)
+            .digest(domain);
+    Bytes::from(
+        key.sign_hash_sync(&B256::from(digest))
+            .expect("sign")
+            .as_bytes()
+            .to_vec(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
+    let anvil = Anvil::start();
+    let verifier = key_for("revert test verifier");
+    let pcrs = [vec![1u8; 48], vec![2u8; 48], vec![3u8; 48]];
+    let deployment = Deployment::deploy(
+        &anvil,
+        &DeploySettings {
+            verifier_address: Some(verifier.address().to_string()),
+            image: Some(pcrs.clone()),
+        },
+    );
+    let owner = Account::deployer(&anvil);
+    let operator = Account::funded(&anvil, "revert test operator").await;
+    let registry = Address::from(deployment.registry);
+    let relay_address = Address::from(deployment.relay);
+    let model_hash = B256::from(deployment.model_hash);
+    let other_model = B256::repeat_byte(0x77);
+    let chain_id = deployment.chain_id;
+    let domain = ContractDomain::relay(chain_id, deployment.relay);
+    let image = image_id(&pcrs[0], &pcrs[1], &pcrs[2]);
+    mined(
+        IRegistryOwner::new(registry, owner.provider.clone())
+            .allowModel(other_model)
+            .send()
+            .await,
+        "allowModel",
+    )
+    .await;
+
+    // Keys in every registry state. Registration goes through the verifier-key route, with the
+    // statement built and signed by the relayer library.
+    let key = key_for;
+    let (good, unregistered, revoked, expiring, other_model_key) = (
+        key("enclave good"),
+        key("enclave unregistered"),
+        key("enclave revoked"),
+        key("enclave expiring"),
+        key("enclave for another model"),
+    );
+    let now = chain_time(&owner.provider).await;
+    for (signer, model, validity) in [
+        (&good, model_hash, 30 * 86_400),
+        (&revoked, model_hash, 30 * 86_400),
+        (&expiring, model_hash, 600),
+        (&other_model_key, other_model, 30 * 86_400),
+    ] {
+        let registration = Registration {
+            enclave: signer.address().into_array(),
+            image_id: image,
+            model_hash: model.0,
+            expiry: now + validity,
+            attested_at_ms: now * 1_000,
+        };
+        submit_registration(
+            &owner.provider,
+            chain_id,
+            registry,
+            &verifier,
+            &registration,
+        )
+        .await
+        .expect("registration");
+    }
+    mined(
+        IRegistryOwner::new(registry, owner.provider.clone())
+            .revoke(revoked.address())
+            .send()
+            .await,
+        "revoke",
+    )
+    .await;
+    let relay = IInferenceRelay::new(relay_address, operator.provider.clone());
+    mined(
+        relay.stake().value(U256::from(ONE_ETHER)).send().await,
+        "stake",
+    )
+    .await;
+    // Past the expiring key's expiry, well before the requests' deadline.
+    advance_time(&owner.provider, 1_200).await;
+
+    let input = b"What is the capital of France?";
+    let output = b"The capital of France is Paris.";
+    let deadline = chain_time(&owner.provider).await + 3_600;
+    let request = mined(
+        IRequests::new(relay_address, operator.provider.clone())
+            .requestInference(
+                model_hash,
+                Bytes::from_static(input),
+                Bytes::from(PARAMS.as_bytes().to_vec()),
+                Address::ZERO,
+                0,
+                deadline,
+            )
+            .value(U256::from(FEE_WEI))
+            .send()
+            .await,
+        "requestInference",
+    )
+    .await;
+    let request_id = requested_id(&request);
+    mined(relay.claim(request_id).send().await, "claim").await;
+
+    let other_chain = ContractDomain::relay(chain_id + 1, deployment.relay);
+    let other_relay = ContractDomain::relay(chain_id, [0x42; 20]);
+    let cases: [(&str, Bytes, Address, u8); 6] = [
+        (
+            "unregistered key",
+            sign_fulfillment(
+                &unregistered,
+                &domain,
+                request_id,
+                model_hash,
+                input,
+                output,
+            ),
+            unregistered.address(),
+            EnclaveStatus::Unknown as u8,
+        ),
+        (
+            "revoked key",
+            sign_fulfillment(&revoked, &domain, request_id, model_hash, input, output),
+            revoked.address(),
+            EnclaveStatus::Revoked as u8,
+        ),
+        (
+            "expired key",
+            sign_fulfillment(&expiring, &domain, request_id, model_hash, input, output),
+            expiring.address(),
+            EnclaveStatus::Expired as u8,
+        ),
+        (
+            "key registered for another model",
+            sign_fulfillment(
+                &other_model_key,
+                &domain,
+                request_id,
+                model_hash,
+                input,
+                output,
+            ),
+            other_model_key.address(),
+            EnclaveStatus::ModelMismatch as u8,
+        ),
+        (
+            "signed for another chain",
+            sign_fulfillment(&good, &other_chain, request_id, model_hash, input, output),
+            Address::ZERO,
+            EnclaveStatus::Unknown as u8,
+        ),
+        (
+            "signed for another relay",
+            sign_fulfillment(&good, &other_relay, request_id, model_hash, input, output),
+            Address::ZERO,
+            EnclaveStatus::Unknown as u8,
+        ),
+    ];
+    let mut cases = cases.to_vec();
+    cases.push((
+        "signed over another model",
+        sign_fulfillment(&good, &domain, request_id, other_model, input, output),
+        Address::ZERO,
+        EnclaveStatus::Unknown as u8,
+    ));
+    for (case, signature, signer, expected_status) in cases {
+        let Err(error) = relay
+            .fulfill(request_id, Bytes::from_static(output), signature)
+            .call()
+            .await
+        else {
+            panic!("{case}: the fulfilment was accepted");
+        };
+        let decoded = error
+            .as_decoded_error::<EnclaveNotAuthorized>()
+            .unwrap_or_else(|| panic!("{case}: reverted with something else: {error}"));
+        assert_eq!(decoded.status, expected_status, "{case}");
+        assert_eq!(decoded.modelHash, model_hash, "{case}");
+        if signer != Address::ZERO {
+            assert_eq!(decoded.enclave, signer, "{case}");
+        } else {
+            // The recovered address is unrelated to the good key: the digest differs.
+            assert_ne!(decoded.enclave, good.address(), "{case}");
+        }
+    }
+
+    // The correct statement, signed by the good key, is accepted once; a second time reverts.
+    let signature = sign_fulfillment(&good, &domain, request_id, model_hash, input, output);
+    let fulfilled = mined(
+        relay
+            .fulfill(request_id, Bytes::from_static(output), signature.clone())
+            .send()
+            .await,
+        "fulfill",
+    )
+    .await;
+    let event = fulfilled
+        .decoded_log::<RequestFulfilled>()
+        .expect("RequestFulfilled");
+    assert_eq!(event.enclave, good.address());
+    assert!(
+        relay
+            .fulfill(request_id, Bytes::from_static(output), signature)
+            .call()
+            .await
+            .is_err(),
+        "a second fulfilment reverts"
+    );
+}
