@@ -1,12 +1,16 @@
 # The two entry points a newcomer needs (see README.md):
 #   make demo   run the main job: the local stack in development mode
+#               (make demo-keep, or make demo ARGS=--keep-running: then keep it up to try it)
 #   make test   run every test (what CI runs)
 # Both install whatever is missing first.
 
-.PHONY: demo test deps model
+.PHONY: demo demo-keep test deps model
 
 demo:
-	@scripts/demo.sh
+	@scripts/demo.sh $(ARGS)
+
+demo-keep:
+	@scripts/demo.sh --keep-running
 
 test:
 	@scripts/test.sh

@@ -166,6 +166,10 @@ pub struct ChatRequest {
     pub prompt: String,
     /// `max_tokens`.
     pub max_tokens: Option<u32>,
+    /// `temperature` (0 = greedy, reproducible by anyone; the server's default when None).
+    pub temperature: Option<f32>,
+    /// `seed` for reproducible sampling.
+    pub seed: Option<u64>,
     /// Ask for a per-response attestation document binding the receipt (a fresh NSM
     /// document with a new nonce), kept in the evidence.
     pub response_document: bool,
@@ -643,6 +647,12 @@ impl AttestedConnection {
         let mut body = json!({"model": model, "messages": messages, "stream": stream});
         if let Some(max_tokens) = chat.max_tokens {
             body["max_tokens"] = json!(max_tokens);
+        }
+        if let Some(temperature) = chat.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        if let Some(seed) = chat.seed {
+            body["seed"] = json!(seed);
         }
         Ok(serde_json::to_vec(&body).unwrap_or_default())
     }

@@ -193,10 +193,29 @@ async fn run(args: RunArgs) -> Result<(), RelayerError> {
         Relayer::new(provider, operator, args.relay, answers, state, settings).await?;
     relayer
         .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("interrupted; stopping (the state file is up to date)");
+            let signal = stop_signal().await;
+            tracing::info!(signal, "stopping (the state file is up to date)");
         })
         .await
+}
+
+/// Ctrl-C or SIGTERM (what systemd and process supervisors send). Between polls the state file
+/// is always up to date, so either stops the loop cleanly at its next pause.
+async fn stop_signal() -> &'static str {
+    let mut terminate = match tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::terminate(),
+    ) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the relayer cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
 }
 
 async fn stake(args: StakeArgs) -> Result<(), RelayerError> {

@@ -22,7 +22,7 @@ use alloy::rpc::types::{Filter, TransactionReceipt};
 use alloy::signers::SignerSync as _;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent as _;
-use attest::connection::{AttestedConnection, ConnectOptions};
+use attest::connection::{AttestedConnection, ChatRequest, ConnectOptions};
 use attestation_verifier::onchain::{ContractDomain, Fulfillment, Registration, image_id};
 use relayer::contracts::IEnclaveRegistry::{self, EnclaveStatus};
 use relayer::contracts::IInferenceRelay::{self, InferenceRequested, RequestFulfilled, Status};
@@ -35,6 +35,34 @@ use testkit::{Anvil, ChildGuard, DeploySettings, Deployment, DevEnclave, TempDir
 
 const FEE_WEI: u128 = ONE_ETHER / 100;
 const PARAMS: &str = r#"{"max_tokens":24,"temperature":0}"#;
+
+/// `requester` asks the relay directly (no callback), with a deadline `seconds` from now.
+async fn request_inference(
+    requester: &Account,
+    relay: Address,
+    model_hash: B256,
+    input: &'static [u8],
+    seconds: u64,
+) -> B256 {
+    let deadline = chain_time(&requester.provider).await + seconds;
+    let receipt = mined(
+        IRequests::new(relay, requester.provider.clone())
+            .requestInference(
+                model_hash,
+                Bytes::from_static(input),
+                Bytes::from(PARAMS.as_bytes().to_vec()),
+                Address::ZERO,
+                0,
+                deadline,
+            )
+            .value(U256::from(FEE_WEI))
+            .send()
+            .await,
+        "requestInference",
+    )
+    .await;
+    requested_id(&receipt)
+}
 
 fn requested_id(receipt: &TransactionReceipt) -> B256 {
     receipt
@@ -187,24 +215,16 @@ async fn greedy_chat_answer(enclave: &DevEnclave, prompt: &str) -> String {
         AttestedConnection::connect(&enclave.url(), enclave.policy(), ConnectOptions::default())
             .await
             .expect("attested connection");
-    let body = serde_json::json!({
-        "model": enclave.server().model_id(),
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": 24,
-        "temperature": 0,
-    });
-    let verified = connection
-        .post_json_verified(
-            "/v1/chat/completions",
-            serde_json::to_vec(&body).expect("json"),
-        )
+    connection
+        .chat(&ChatRequest {
+            prompt: prompt.to_owned(),
+            max_tokens: Some(24),
+            temperature: Some(0.0),
+            ..ChatRequest::default()
+        })
         .await
-        .expect("a verified chat completion");
-    let response: serde_json::Value = serde_json::from_slice(&verified.body).expect("json answer");
-    response["choices"][0]["message"]["content"]
-        .as_str()
-        .expect("an answer")
-        .to_owned()
+        .expect("a verified chat answer")
+        .answer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,24 +349,14 @@ async fn relayer_answers_the_consumer_exactly_once_across_a_kill_and_a_miss_is_s
     );
 
     // While it is down, another operator claims a new request (and will miss its deadline).
-    let deadline = chain_time(&owner.provider).await + 60;
-    let missed = mined(
-        IRequests::new(relay_address, requester.provider.clone())
-            .requestInference(
-                model_hash,
-                Bytes::from_static(b"What is two plus two?"),
-                Bytes::from(PARAMS.as_bytes().to_vec()),
-                Address::ZERO,
-                0,
-                deadline,
-            )
-            .value(U256::from(FEE_WEI))
-            .send()
-            .await,
-        "requestInference",
+    let missed_id = request_inference(
+        &requester,
+        relay_address,
+        model_hash,
+        b"What is two plus two?",
+        60,
     )
     .await;
-    let missed_id = requested_id(&missed);
     let lazy_relay = IInferenceRelay::new(relay_address, lazy_operator.provider.clone());
     mined(
         lazy_relay.claim(missed_id).send().await,
@@ -529,24 +539,7 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
 
     let input = b"What is the capital of France?";
     let output = b"The capital of France is Paris.";
-    let deadline = chain_time(&owner.provider).await + 3_600;
-    let request = mined(
-        IRequests::new(relay_address, operator.provider.clone())
-            .requestInference(
-                model_hash,
-                Bytes::from_static(input),
-                Bytes::from(PARAMS.as_bytes().to_vec()),
-                Address::ZERO,
-                0,
-                deadline,
-            )
-            .value(U256::from(FEE_WEI))
-            .send()
-            .await,
-        "requestInference",
-    )
-    .await;
-    let request_id = requested_id(&request);
+    let request_id = request_inference(&operator, relay_address, model_hash, input, 3_600).await;
     mined(relay.claim(request_id).send().await, "claim").await;
 
     let other_chain = ContractDomain::relay(chain_id + 1, deployment.relay);

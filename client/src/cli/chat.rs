@@ -23,6 +23,13 @@ pub(crate) struct ChatArgs {
     /// Maximum tokens to generate.
     #[arg(long = "max-tokens", value_name = "N")]
     max_tokens: Option<u32>,
+    /// Sampling temperature, 0..=2 (0: greedy, the same answer every time; default: the
+    /// server's, 1).
+    #[arg(long, value_name = "T", value_parser = parse_temperature)]
+    temperature: Option<f32>,
+    /// Seed for reproducible sampling.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Stream the answer, each event verified before it is printed.
     #[arg(long)]
     stream: bool,
@@ -41,6 +48,13 @@ pub(crate) struct ChatArgs {
     timeout: u64,
     /// The prompt.
     prompt: String,
+}
+
+fn parse_temperature(text: &str) -> Result<f32, String> {
+    text.parse::<f32>()
+        .ok()
+        .filter(|temperature| (0.0..=2.0).contains(temperature))
+        .ok_or_else(|| format!("expected a number from 0 to 2, found {text:?}"))
 }
 
 pub(crate) fn run(args: &ChatArgs) -> ExitCode {
@@ -64,6 +78,8 @@ pub(crate) fn run(args: &ChatArgs) -> ExitCode {
         system: args.system.clone(),
         prompt: args.prompt.clone(),
         max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        seed: args.seed,
         response_document: args.save_evidence.is_some(),
     };
     runtime.block_on(async {
@@ -113,4 +129,18 @@ pub(crate) fn run(args: &ChatArgs) -> ExitCode {
         .print("verified", &extra);
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_temperature;
+
+    #[test]
+    fn temperature_is_checked_before_anything_is_sent() {
+        assert_eq!(parse_temperature("0"), Ok(0.0));
+        assert_eq!(parse_temperature("1.5"), Ok(1.5));
+        for bad in ["-0.1", "2.5", "hot", "NaN", ""] {
+            assert!(parse_temperature(bad).is_err(), "{bad}");
+        }
+    }
 }

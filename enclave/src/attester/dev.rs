@@ -32,6 +32,9 @@ use crate::hex;
 pub const ROOT_CERTIFICATE_FILE: &str = "root.pem";
 /// File name of the development root key (PKCS#8 PEM, mode 0600) inside the CA directory.
 pub const ROOT_KEY_FILE: &str = "root-key.pem";
+/// Held (advisory lock) while the CA is loaded or created, so enclaves sharing the directory
+/// never see a half-written CA.
+const LOCK_FILE: &str = ".lock";
 /// How long a document's leaf certificate is valid, like AWS's (about three hours).
 pub const DEV_LEAF_LIFETIME: Duration = Duration::from_secs(3 * 3600);
 /// How long a generated intermediate is valid; a new one is made before it runs out.
@@ -131,9 +134,23 @@ impl DevCa {
     /// An [`AttesterError`] naming the file and what is wrong with it.
     pub fn load_or_create(directory: &Path) -> Result<Self, AttesterError> {
         create_private_directory(directory)?;
+        // Several enclaves may share one directory (one root for a local fleet) and start at
+        // once: the first creates the CA while the others wait, then load it.
+        let lock_path = directory.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|source| AttesterError::DevCaIo {
+                action: "lock",
+                path: lock_path,
+                source,
+            })?;
         let certificate_path = directory.join(ROOT_CERTIFICATE_FILE);
         let key_path = directory.join(ROOT_KEY_FILE);
-        match (certificate_path.exists(), key_path.exists()) {
+        let result = match (certificate_path.exists(), key_path.exists()) {
             (true, true) => Self::load(directory, &certificate_path, &key_path),
             (false, false) => Self::create(directory, &certificate_path, &key_path),
             (true, false) => Err(AttesterError::DevCaIncomplete {
@@ -144,7 +161,9 @@ impl DevCa {
                 present: key_path,
                 missing: certificate_path,
             }),
-        }
+        };
+        drop(lock);
+        result
     }
 
     fn create(
@@ -640,6 +659,29 @@ mod tests {
             DevMeasurements::new([7u8; 48], &[0u8; 32]).pcr(2),
             measurements.pcr(2)
         );
+    }
+
+    #[test]
+    fn enclaves_starting_at_once_on_a_new_directory_share_one_root() {
+        let directory = std::env::temp_dir().join(format!(
+            "dev-ca-race-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos())
+                .unwrap_or_default()
+        ));
+        let roots: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| DevCa::load_or_create(&directory).map(|ca| ca.root_der)))
+                .collect();
+            starts
+                .into_iter()
+                .map(|start| start.join().expect("thread").expect("load or create"))
+                .collect()
+        });
+        let _ = fs::remove_dir_all(&directory);
+        assert!(roots.windows(2).all(|pair| pair[0] == pair[1]));
     }
 
     #[test]
