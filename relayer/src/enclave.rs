@@ -82,10 +82,11 @@ impl EnclaveAnswers {
             // are accepted on-chain, so it is refused here rather than claimed for.
             let enclave = Address::from(connection.enclave().signer.address);
             if enclave != self.enclave {
-                return Err(RelayerError::Enclave(format!(
-                    "the enclave at {} now attests key {enclave}, not {}; restart the relayer after registering it",
-                    self.url, self.enclave
-                )));
+                return Err(RelayerError::EnclaveKeyChanged {
+                    url: self.url.clone(),
+                    expected: self.enclave,
+                    attested: enclave,
+                });
             }
             *slot = Some(connection);
         }

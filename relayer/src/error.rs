@@ -50,12 +50,44 @@ pub enum RelayerError {
         /// The attested enclave.
         attested: Address,
     },
+    /// The enclave now attests another key than the one this relayer started with (it was
+    /// restarted): the relayer stops, so that its supervisor restarts it with the new key.
+    #[error(
+        "the enclave at {url} now attests key {attested}, not {expected} (restarted?); stopping: restart the relayer once the new key is registered"
+    )]
+    EnclaveKeyChanged {
+        /// The enclave's URL.
+        url: String,
+        /// The key the relayer started with.
+        expected: Address,
+        /// The key the enclave attests now.
+        attested: Address,
+    },
+    /// The registry does not (yet) authorize the enclave for the request's model: not claimed;
+    /// retried until the deadline comes too close (a restarted enclave's key is registered a
+    /// little after its boot).
+    #[error(
+        "the registry does not authorize enclave {enclave} for request {request_id} (status {status})"
+    )]
+    EnclaveNotAuthorized {
+        /// The request.
+        request_id: B256,
+        /// The enclave.
+        enclave: Address,
+        /// `EnclaveRegistry.EnclaveStatus` as a number.
+        status: u8,
+    },
     /// A command-line value is unusable.
     #[error("{0}")]
     Usage(String),
 }
 
 impl RelayerError {
+    /// Errors after which continuing could lose work or act for the wrong enclave.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::State { .. } | Self::EnclaveKeyChanged { .. })
+    }
+
     /// A failed chain call, with what was being done.
     pub fn chain(action: &'static str, error: impl std::fmt::Display) -> Self {
         Self::Chain {

@@ -84,8 +84,6 @@ pub enum Outcome {
     Closed,
     /// Too close to (or past) its deadline to be taken.
     DeadlineTooClose,
-    /// The registry does not authorize our enclave for the request's model: not claimed.
-    EnclaveNotAuthorized(u8),
 }
 
 /// The relayer for one relay contract, one operator key and one enclave.
@@ -145,13 +143,14 @@ impl<P: Provider + Clone, A: AnswerSource> Relayer<P, A> {
     /// Runs until `shutdown` resolves; transient failures are logged and retried.
     ///
     /// # Errors
-    /// Only a state file that cannot be written stops the loop (continuing could lose work).
+    /// Only [fatal](RelayerError::is_fatal) errors stop the loop: a state file that cannot be
+    /// written (continuing could lose work), or an enclave that now attests another key.
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), RelayerError> {
         tokio::pin!(shutdown);
         loop {
             match self.poll_once().await {
                 Ok(_) => {}
-                Err(error @ RelayerError::State { .. }) => return Err(error),
+                Err(error) if error.is_fatal() => return Err(error),
                 Err(error) => tracing::warn!(%error, "poll failed; retrying"),
             }
             tokio::select! {
@@ -186,7 +185,7 @@ impl<P: Provider + Clone, A: AnswerSource> Relayer<P, A> {
                     self.state.finish(request_id)?;
                     finished.push((request_id, outcome));
                 }
-                Err(error @ RelayerError::State { .. }) => return Err(error),
+                Err(error) if error.is_fatal() => return Err(error),
                 Err(error) => {
                     let attempts = self.state.record_failure(request_id)?;
                     let delay = backoff(attempts, self.settings.max_backoff);
@@ -304,7 +303,11 @@ impl<P: Provider + Clone, A: AnswerSource> Relayer<P, A> {
                 .await
                 .map_err(|e| RelayerError::chain("EnclaveRegistry.enclaveStatus", e))?;
             if !matches!(status, EnclaveStatus::Authorized) {
-                return Ok(Outcome::EnclaveNotAuthorized(status as u8));
+                return Err(RelayerError::EnclaveNotAuthorized {
+                    request_id: job.request_id,
+                    enclave: answer.enclave,
+                    status: status as u8,
+                });
             }
             let receipt = relay
                 .claim(job.request_id)
@@ -397,11 +400,6 @@ fn log_outcome(request_id: B256, outcome: &Outcome) {
         Outcome::DeadlineTooClose => {
             tracing::warn!(%request_id, "deadline too close or passed; not taken")
         }
-        Outcome::EnclaveNotAuthorized(status) => tracing::warn!(
-            %request_id,
-            status,
-            "the registry does not authorize our enclave for this model; not claimed"
-        ),
     }
 }
 
