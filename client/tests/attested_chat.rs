@@ -2,7 +2,6 @@
 //! stream, evidence saved and re-verified offline; a hostile middle between them; enclaves
 //! other than the expected one.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,115 +9,22 @@ use std::time::Duration;
 use attest::connection::{AttestedConnection, ChatRequest, ClientError, ConnectOptions};
 use attest::policy::{ClientPolicy, PolicyError};
 use attest::{EvidenceBundle, ExchangeError};
+use attestation_verifier::VerifyError;
 use attestation_verifier::binding::BindingError;
 use attestation_verifier::receipt::address_hex;
-use attestation_verifier::{TrustAnchor, VerifyError, parse_document};
-use enclave::config::{AttesterChoice, EnclaveConfig, Limits};
 use enclave::identity::TlsIdentity;
-use enclave::server::{RunningServer, Server};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use testkit::{DevEnclave, MODEL_SHA256, TempDir, model_sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 const PROMPT: &str = "What is the capital of France? A SECRET-PROMPT-MARKER";
 
-fn model_sha256() -> [u8; 32] {
-    hex::decode(SMOLLM2_SHA256).unwrap().try_into().unwrap()
-}
-
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("ATTESTED_MODEL_PATH").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "the test model is missing at {}: run scripts/fetch-model.sh (or set ATTESTED_MODEL_PATH)",
-        path.display()
-    );
-    path
-}
-
-/// A private temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let mut random = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut random).expect("random");
-        let path = std::env::temp_dir().join(format!("attest-it-{}", hex::encode(random)));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A real enclave server on 127.0.0.1:0 with a fresh development CA.
-struct TestEnclave {
-    server: RunningServer,
-    directory: TempDir,
-}
-
-impl TestEnclave {
-    fn start() -> Self {
-        let directory = TempDir::new();
-        let config = EnclaveConfig {
-            model: model_path(),
-            model_sha256: model_sha256(),
-            listen: "tcp:127.0.0.1:0".parse().expect("listen"),
-            attester: AttesterChoice::Dev {
-                pki_dir: directory.path().join("dev-pki"),
-            },
-            server_names: vec!["localhost".to_owned()],
-            limits: Limits::default(),
-            onchain_relay: None,
-        };
-        let server = Server::start(&config).expect("server starts");
-        Self { server, directory }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}", self.server.socket_addr().expect("tcp"))
-    }
-
-    fn root_pem(&self) -> PathBuf {
-        self.server
-            .dev_root_pem_path()
-            .expect("dev root")
-            .to_path_buf()
-    }
-
-    fn pcr(&self, index: u8) -> Vec<u8> {
-        parse_document(&self.server.boot_document())
-            .expect("boot document")
-            .pcr(index)
-            .expect("pcr")
-            .to_vec()
-    }
-
-    /// The policy a careful client uses: the development root, PCR0-2 and the model.
-    fn policy(&self) -> ClientPolicy {
-        let pem = std::fs::read(self.root_pem()).expect("root PEM");
-        ClientPolicy::new(TrustAnchor::from_pem_explicit(&pem).expect("anchor"))
-            .expect_pcr(0, self.pcr(0))
-            .expect_pcr(1, self.pcr(1))
-            .expect_pcr(2, self.pcr(2))
-            .expect_model_sha256(model_sha256())
-    }
+fn start_enclave() -> DevEnclave {
+    DevEnclave::start(None)
 }
 
 fn options() -> ConnectOptions {
@@ -139,14 +45,14 @@ fn request(response_document: bool) -> ChatRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_stream_and_evidence_verify_end_to_end() {
-    let enclave = TestEnclave::start();
+    let enclave = start_enclave();
     let policy = enclave.policy();
     let mut connection = AttestedConnection::connect(&enclave.url(), policy.clone(), options())
         .await
         .expect("the genuine enclave is accepted");
     assert_eq!(
         connection.enclave_address(),
-        address_hex(&enclave.server.enclave_address())
+        address_hex(&enclave.server().enclave_address())
     );
 
     // Non-streamed, with a per-response document.
@@ -155,7 +61,7 @@ async fn chat_stream_and_evidence_verify_end_to_end() {
         .await
         .expect("verified answer");
     assert!(!answer.answer.is_empty());
-    assert_eq!(answer.receipt.signer(), enclave.server.enclave_address());
+    assert_eq!(answer.receipt.signer(), enclave.server().enclave_address());
     assert_eq!(answer.receipt.claims().model_hash, model_sha256());
     assert!(answer.response_document.is_some());
     let offline = answer
@@ -175,7 +81,8 @@ async fn chat_stream_and_evidence_verify_end_to_end() {
     assert!(streamed.response_document.is_none());
 
     // Saved, reloaded and re-verified offline, by the library and by the CLI.
-    let file = enclave.directory.path().join("stream-evidence.json");
+    let directory = TempDir::new("attest-it");
+    let file = directory.path().join("stream-evidence.json");
     streamed.evidence.save(&file).expect("save");
     let reloaded = EvidenceBundle::load(&file).expect("load");
     assert_eq!(reloaded, streamed.evidence);
@@ -184,7 +91,7 @@ async fn chat_stream_and_evidence_verify_end_to_end() {
     let output = Command::new(env!("CARGO_BIN_EXE_attest"))
         .args(["verify-evidence", file.to_str().unwrap(), "--root"])
         .arg(&root)
-        .args(["--model-sha256", SMOLLM2_SHA256])
+        .args(["--model-sha256", MODEL_SHA256])
         .output()
         .expect("run attest");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -207,8 +114,8 @@ async fn chat_stream_and_evidence_verify_end_to_end() {
 
 #[test]
 fn the_cli_chats_streams_and_saves_evidence() {
-    let enclave = TestEnclave::start();
-    let directory = TempDir::new();
+    let enclave = start_enclave();
+    let directory = TempDir::new("attest-it");
     let evidence = directory.path().join("evidence.json");
     let pcr0 = format!("0={}", hex::encode(enclave.pcr(0)));
     for stream in [false, true] {
@@ -216,7 +123,7 @@ fn the_cli_chats_streams_and_saves_evidence() {
         command
             .args(["chat", "--url", &enclave.url(), "--root"])
             .arg(enclave.root_pem())
-            .args(["--pcr", &pcr0, "--model-sha256", SMOLLM2_SHA256])
+            .args(["--pcr", &pcr0, "--model-sha256", MODEL_SHA256])
             .args(["--max-tokens", "6", "--system", "Answer briefly."])
             .arg("--save-evidence")
             .arg(&evidence);
@@ -265,7 +172,7 @@ fn the_cli_chats_streams_and_saves_evidence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_enclaves_are_refused_before_any_prompt() {
-    let enclave = TestEnclave::start();
+    let enclave = start_enclave();
     let refused = |policy: ClientPolicy| {
         let url = enclave.url();
         async move {
@@ -388,8 +295,8 @@ async fn attempt(proxy: std::net::SocketAddr, policy: ClientPolicy) -> Option<Cl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_middle_is_refused_every_time() {
-    let enclave = TestEnclave::start();
-    let upstream = enclave.server.socket_addr().expect("tcp");
+    let enclave = start_enclave();
+    let upstream = enclave.server().socket_addr().expect("tcp");
     let policy = enclave.policy();
 
     // A faithful middle (it only sees ciphertext) changes nothing; record that session.
@@ -549,8 +456,8 @@ async fn terminating_middle(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_middle_terminating_tls_never_sees_the_prompt() {
-    let enclave = TestEnclave::start();
-    let upstream = enclave.server.socket_addr().expect("tcp");
+    let enclave = start_enclave();
+    let upstream = enclave.server().socket_addr().expect("tcp");
 
     // Relaying the genuine enclave's fresh document: the document binds the enclave's TLS
     // key, not the middle's.
@@ -578,7 +485,7 @@ async fn a_middle_terminating_tls_never_sees_the_prompt() {
     );
 
     // Replaying an earlier genuine document instead: it answers no fresh nonce.
-    let (middle, seen) = terminating_middle(upstream, Some(enclave.server.boot_document())).await;
+    let (middle, seen) = terminating_middle(upstream, Some(enclave.server().boot_document())).await;
     let error = attempt(middle, enclave.policy()).await.expect("refused");
     assert!(
         matches!(

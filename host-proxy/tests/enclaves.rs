@@ -7,43 +7,20 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use attest::ClientPolicy;
 use attest::connection::{AttestedConnection, ChatRequest, ConnectOptions};
 use attestation_verifier::TrustAnchor;
-use common::{ProxyProcess, TempDir};
+use common::ProxyProcess;
 use enclave::config::{AttesterChoice, EnclaveConfig, Limits};
 use enclave::server::{RunningServer, Server};
-
-/// The SHA-256 of the project's default model (docs/protocol.md §1).
-const SMOLLM2_SHA256: [u8; 32] = [
-    0xb1, 0x79, 0xc9, 0x52, 0x3d, 0x0e, 0x6a, 0x0f, 0x98, 0xa3, 0x30, 0xc7, 0x56, 0x2b, 0x68, 0x27,
-    0x50, 0xa6, 0xf8, 0xc8, 0xc1, 0x5e, 0x5b, 0xc7, 0x0e, 0xa3, 0x73, 0x72, 0x81, 0x10, 0xdb, 0x53,
-];
-
-/// The real model: `ATTESTED_MODEL_PATH`, or `.cache/models/` in the workspace.
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("ATTESTED_MODEL_PATH").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "the test model is missing at {}: run scripts/fetch-model.sh (or set ATTESTED_MODEL_PATH)",
-        path.display()
-    );
-    path
-}
+use testkit::{TempDir, model_path, model_sha256};
 
 fn start_enclave(pki: &TempDir, listen: &str) -> RunningServer {
     let config = EnclaveConfig {
         model: model_path(),
-        model_sha256: SMOLLM2_SHA256,
+        model_sha256: model_sha256(),
         listen: listen.parse().expect("listen address"),
         // One development CA for all enclaves, as one operator's fleet would share a root.
         attester: AttesterChoice::Dev {
@@ -118,7 +95,7 @@ fn attested_chats_through_the_proxy_survive_an_enclave_kill_and_rejoin() {
         .expect("development root");
     // The development root is trusted explicitly, as a development client must.
     let policy = ClientPolicy::new(TrustAnchor::from_pem_explicit(&root).expect("anchor"))
-        .expect_model_sha256(SMOLLM2_SHA256);
+        .expect_model_sha256(model_sha256());
 
     let mut arguments = vec![
         "--health-interval".to_owned(),

@@ -338,7 +338,7 @@ async fn all_backends_down_closes_the_client_and_counts_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_file_works_and_the_command_line_overrides_it() {
     let backend = TestBackend::start(Behaviour::Echo).await;
-    let directory = common::TempDir::new("config");
+    let directory = testkit::TempDir::new("host-proxy-config");
     let path = directory.path().join("proxy.toml");
     std::fs::write(
         &path,
