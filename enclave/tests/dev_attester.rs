@@ -244,13 +244,19 @@ fn the_ca_directory_keeps_its_root_across_restarts() {
     Verifier::new(anchor)
         .verify(&document, &Policy::new(), UnixMillis::now())
         .expect("verifies under the original root.pem");
-    // Only the root's two files are written: no intermediate, leaf or enclave key.
+    // Only the root's two files are written (and the empty lock file that serialises enclaves
+    // sharing the directory): no intermediate, leaf or enclave key.
     let mut files: Vec<_> = std::fs::read_dir(&pki)
         .expect("list")
         .map(|entry| entry.expect("entry").file_name())
         .collect();
     files.sort();
-    assert_eq!(files, ["root-key.pem", "root.pem"]);
+    assert_eq!(files, [".lock", "root-key.pem", "root.pem"]);
+    assert_eq!(
+        std::fs::metadata(pki.join(".lock")).expect("lock").len(),
+        0,
+        "the lock file holds nothing"
+    );
 }
 
 #[test]
