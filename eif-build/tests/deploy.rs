@@ -48,6 +48,8 @@ const HOST_PROXY_KEYS: &[&str] = &[
     "buffer_bytes",
     "drain_timeout",
     "log_format",
+    "preconnect",
+    "preconnect_max_age",
 ];
 const ENCLAVE_SERVE_FLAGS: &[&str] = &[
     "--config",
@@ -212,6 +214,7 @@ fn check_host_proxy_toml(source: &str, cid: u32) -> u16 {
         "health_interval",
         "health_timeout",
         "drain_timeout",
+        "preconnect_max_age",
     ] {
         if let Some(value) = table.get(key) {
             let value = value.as_str().unwrap();

@@ -6,12 +6,14 @@
 
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::task::{Context, Poll};
 
 use serde::Deserialize;
+use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_vsock::{VsockAddr, VsockStream};
@@ -173,6 +175,20 @@ pub enum BackendStream {
     Tcp(TcpStream),
     /// vsock.
     Vsock(VsockStream),
+}
+
+impl BackendStream {
+    /// Whether the stream is still open and nothing has arrived on it: a non-blocking peek
+    /// on the socket itself (not the runtime's cached readiness, which may not have seen a
+    /// FIN yet) would block. EOF, a reset or unexpected bytes mean it must not be used.
+    pub(crate) fn is_open_and_silent(&self) -> bool {
+        let socket = match self {
+            Self::Tcp(stream) => SockRef::from(stream),
+            Self::Vsock(stream) => SockRef::from(stream),
+        };
+        let mut byte = [MaybeUninit::uninit(); 1];
+        matches!(socket.peek(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+    }
 }
 
 impl AsyncRead for BackendStream {

@@ -18,6 +18,11 @@ pub const MIN_BUFFER_BYTES: usize = 1024;
 pub const MAX_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 /// Largest connection limit (far above what one instance's file descriptors allow).
 pub const MAX_CONNECTIONS_CEILING: usize = 1_000_000;
+/// Most pre-connected streams per backend (each holds an enclave connection while unused).
+pub const MAX_PRECONNECT: usize = 64;
+/// Longest a pre-connected stream may wait: the enclave closes a silent connection after its
+/// handshake timeout (10 s by default), and the client needs that time for its handshake.
+pub const MAX_PRECONNECT_AGE: Duration = Duration::from_secs(5);
 
 /// How logs are written (to stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -58,6 +63,12 @@ pub struct ProxyConfig {
     pub buffer_bytes: usize,
     /// On SIGTERM or Ctrl-C: how long open connections may finish before the proxy exits.
     pub drain_timeout: Duration,
+    /// Connections per backend opened ahead of clients (0: none), so that a client is relayed
+    /// without waiting for a backend connect.
+    pub preconnect: usize,
+    /// A pre-connected stream older than this is closed unused; keep it well below the
+    /// enclave's handshake timeout (10 s by default), which counts from the backend's accept.
+    pub preconnect_max_age: Duration,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -69,7 +80,8 @@ impl fmt::Display for ProxyConfig {
             f,
             "listen={} backends=[{}] metrics={} max_connections={} connect_timeout={:?} \
              idle_timeout={:?} health_interval={:?} health_timeout={:?} healthy_after={} \
-             unhealthy_after={} buffer_bytes={} drain_timeout={:?}",
+             unhealthy_after={} buffer_bytes={} drain_timeout={:?} preconnect={} \
+             preconnect_max_age={:?}",
             self.listen,
             backends.join(","),
             self.metrics
@@ -83,6 +95,8 @@ impl fmt::Display for ProxyConfig {
             self.unhealthy_after,
             self.buffer_bytes,
             self.drain_timeout,
+            self.preconnect,
+            self.preconnect_max_age,
         )
     }
 }
@@ -118,6 +132,10 @@ pub struct ConfigLayer {
     pub drain_timeout: Option<DurationSetting>,
     /// See [`ProxyConfig::log_format`].
     pub log_format: Option<LogFormat>,
+    /// See [`ProxyConfig::preconnect`].
+    pub preconnect: Option<usize>,
+    /// See [`ProxyConfig::preconnect_max_age`].
+    pub preconnect_max_age: Option<DurationSetting>,
 }
 
 /// A duration written as a number and a unit: `250ms`, `2s`, `5m`, `1h`.
@@ -214,6 +232,18 @@ pub enum ConfigError {
         /// The value given.
         value: usize,
     },
+    /// More pre-connected streams per backend than [`MAX_PRECONNECT`].
+    #[error("preconnect {value} must be at most {MAX_PRECONNECT}")]
+    TooManyPreconnected {
+        /// The value given.
+        value: usize,
+    },
+    /// A pre-connected stream would be kept longer than [`MAX_PRECONNECT_AGE`].
+    #[error("preconnect_max_age {value:?} must be at most {MAX_PRECONNECT_AGE:?}")]
+    PreconnectTooOld {
+        /// The value given.
+        value: Duration,
+    },
     /// The relay buffer size is outside the accepted range.
     #[error("buffer_bytes {value} must be from {MIN_BUFFER_BYTES} to {MAX_BUFFER_BYTES}")]
     BufferSize {
@@ -267,6 +297,8 @@ impl ConfigLayer {
             buffer_bytes: over.buffer_bytes.or(self.buffer_bytes),
             drain_timeout: over.drain_timeout.or(self.drain_timeout),
             log_format: over.log_format.or(self.log_format),
+            preconnect: over.preconnect.or(self.preconnect),
+            preconnect_max_age: over.preconnect_max_age.or(self.preconnect_max_age),
         }
     }
 
@@ -315,6 +347,20 @@ impl ConfigLayer {
                 value: max_connections,
             });
         }
+        let preconnect = self.preconnect.unwrap_or(0);
+        if preconnect > MAX_PRECONNECT {
+            return Err(ConfigError::TooManyPreconnected { value: preconnect });
+        }
+        let preconnect_max_age = duration(
+            self.preconnect_max_age,
+            Duration::from_secs(2),
+            "preconnect_max_age",
+        )?;
+        if preconnect_max_age > MAX_PRECONNECT_AGE {
+            return Err(ConfigError::PreconnectTooOld {
+                value: preconnect_max_age,
+            });
+        }
         let buffer_bytes = self.buffer_bytes.unwrap_or(64 * 1024);
         if !(MIN_BUFFER_BYTES..=MAX_BUFFER_BYTES).contains(&buffer_bytes) {
             return Err(ConfigError::BufferSize {
@@ -347,6 +393,8 @@ impl ConfigLayer {
             buffer_bytes,
             drain_timeout: duration(self.drain_timeout, Duration::from_secs(30), "drain_timeout")?,
             log_format: self.log_format.unwrap_or_default(),
+            preconnect,
+            preconnect_max_age,
         })
     }
 }
@@ -507,6 +555,37 @@ mod tests {
             .resolve(),
             Err(ConfigError::TooManyConnections { .. })
         ));
+        assert!(matches!(
+            ConfigLayer {
+                preconnect: Some(MAX_PRECONNECT + 1),
+                ..base.clone()
+            }
+            .resolve(),
+            Err(ConfigError::TooManyPreconnected { .. })
+        ));
+        assert!(matches!(
+            ConfigLayer {
+                preconnect_max_age: Some(DurationSetting(
+                    MAX_PRECONNECT_AGE + Duration::from_millis(1)
+                )),
+                ..base.clone()
+            }
+            .resolve(),
+            Err(ConfigError::PreconnectTooOld { .. })
+        ));
+        assert!(matches!(
+            ConfigLayer {
+                preconnect_max_age: Some(DurationSetting(Duration::ZERO)),
+                ..base.clone()
+            }
+            .resolve(),
+            Err(ConfigError::Zero { .. })
+        ));
+        let resolved = base.clone().resolve().expect("defaults");
+        assert_eq!(
+            (resolved.preconnect, resolved.preconnect_max_age),
+            (0, Duration::from_secs(2))
+        );
         assert!(matches!(
             ConfigLayer {
                 idle_timeout: Some(DurationSetting(Duration::ZERO)),

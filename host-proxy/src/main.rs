@@ -56,6 +56,14 @@ struct Cli {
     /// On SIGTERM or Ctrl-C, time open connections get to finish [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     drain_timeout: Option<DurationSetting>,
+    /// Connections per backend opened ahead of clients, so a client does not wait for a
+    /// backend connect (0: none) [default: 0].
+    #[arg(long, value_name = "N")]
+    preconnect: Option<usize>,
+    /// Close a pre-connected stream unused after this long; keep it well below the enclave's
+    /// handshake timeout [default: 2s, at most 5s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    preconnect_max_age: Option<DurationSetting>,
     /// Log format on stderr [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
@@ -89,6 +97,8 @@ impl Cli {
             buffer_bytes: self.buffer_bytes,
             drain_timeout: self.drain_timeout,
             log_format: self.log_format,
+            preconnect: self.preconnect,
+            preconnect_max_age: self.preconnect_max_age,
         }
     }
 }

@@ -114,6 +114,18 @@ impl ProxyMetrics {
             &|index| u64::from(backends[index].is_healthy()),
         );
         family(
+            "host_proxy_backend_preconnected",
+            "gauge",
+            "Connections to the backend opened ahead of clients, unused now.",
+            &|index| backends[index].preconnected() as u64,
+        );
+        family(
+            "host_proxy_backend_preconnected_used_total",
+            "counter",
+            "Client connections relayed over a pre-connected backend stream.",
+            &|index| load(&backends[index].preconnected_used_total),
+        );
+        family(
             "host_proxy_backend_connections_active",
             "gauge",
             "Connections open to the backend now.",

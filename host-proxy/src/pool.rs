@@ -1,15 +1,25 @@
 //! The backend pool: least-connections choice among healthy backends, passive ejection on a
 //! failed connect, and active health checks that take backends out and bring them back.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::address::BackendAddress;
+use tokio::sync::Notify;
+
+use crate::address::{BackendAddress, BackendStream};
+
+/// A backend connection opened ahead of a client (see [`keep_warm`]).
+#[derive(Debug)]
+struct WarmConnection {
+    opened: Instant,
+    stream: BackendStream,
+}
 
 /// One backend and its live counters.
 #[derive(Debug)]
@@ -31,6 +41,12 @@ pub struct Backend {
     pub(crate) bytes_to_backend_total: AtomicU64,
     /// Bytes read from this backend (enclave to client).
     pub(crate) bytes_from_backend_total: AtomicU64,
+    /// Client connections that got a pre-connected backend stream (no connect on their path).
+    pub(crate) preconnected_used_total: AtomicU64,
+    /// Pre-connected streams, oldest first.
+    warm: Mutex<VecDeque<WarmConnection>>,
+    /// Wakes the backend's [`keep_warm`] task when a pre-connected stream was taken.
+    warm_taken: Notify,
 }
 
 impl Backend {
@@ -49,7 +65,43 @@ impl Backend {
             health_checks_failed_total: AtomicU64::new(0),
             bytes_to_backend_total: AtomicU64::new(0),
             bytes_from_backend_total: AtomicU64::new(0),
+            preconnected_used_total: AtomicU64::new(0),
+            warm: Mutex::new(VecDeque::new()),
+            warm_taken: Notify::new(),
         }
+    }
+
+    /// The newest pre-connected stream opened less than `max_age` ago that is still open and
+    /// has not spoken (a TLS server never speaks first); stale or closed ones are dropped.
+    pub fn take_preconnected(&self, max_age: Duration) -> Option<BackendStream> {
+        let mut warm = self.warm.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut taken = None;
+        while let Some(connection) = warm.pop_back() {
+            if connection.opened.elapsed() < max_age && connection.stream.is_open_and_silent() {
+                taken = Some(connection.stream);
+                break;
+            }
+        }
+        drop(warm);
+        if taken.is_some() {
+            self.preconnected_used_total.fetch_add(1, Ordering::Relaxed);
+        }
+        self.warm_taken.notify_one();
+        taken
+    }
+
+    /// Pre-connected streams held now.
+    pub fn preconnected(&self) -> usize {
+        self.warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Drops the pre-connected streams opened `max_age` ago or earlier (all with `ZERO`).
+    fn drop_preconnected_older_than(&self, max_age: Duration) {
+        let mut warm = self.warm.lock().unwrap_or_else(PoisonError::into_inner);
+        warm.retain(|connection| connection.opened.elapsed() < max_age);
     }
 
     /// The backend's address.
@@ -271,6 +323,48 @@ pub async fn check_forever(
             Err(_) => Err(HealthCheckError::Timeout(timeout)),
         };
         pool.record_check(&backend, &result, healthy_after, unhealthy_after);
+    }
+}
+
+/// Keeps up to `count` connections to `backend` open ahead of clients, so that a client's
+/// connection is relayed at once instead of waiting for a backend connect (the larger part of
+/// the latency the proxy adds per connection). Each is used at most once, only while younger
+/// than `max_age` (keep it well below the enclave's handshake timeout, which closes silent
+/// connections) and while it is still open. Nothing is kept for a backend out of the pool;
+/// failed connects only pause this task (the health checks decide about the backend).
+pub async fn keep_warm(
+    backend: Arc<Backend>,
+    count: usize,
+    max_age: Duration,
+    connect_timeout: Duration,
+) {
+    let pause = (max_age / 4).max(Duration::from_millis(10));
+    loop {
+        if backend.is_healthy() {
+            backend.drop_preconnected_older_than(max_age);
+        } else {
+            backend.drop_preconnected_older_than(Duration::ZERO);
+        }
+        if backend.is_healthy()
+            && backend.preconnected() < count
+            && let Ok(Ok(stream)) =
+                tokio::time::timeout(connect_timeout, backend.address.connect()).await
+        {
+            backend
+                .warm
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_back(WarmConnection {
+                    opened: Instant::now(),
+                    stream,
+                });
+            continue;
+        }
+        // Until a stream is taken, or the oldest may have aged out.
+        tokio::select! {
+            () = backend.warm_taken.notified() => {}
+            () = tokio::time::sleep(pause) => {}
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use crate::address::BackendStream;
 use crate::config::ProxyConfig;
 use crate::metrics::{self, ProxyMetrics};
-use crate::pool::{BackendLease, ConnectCheck, HealthCheck, Pool, check_forever};
+use crate::pool::{BackendLease, ConnectCheck, HealthCheck, Pool, check_forever, keep_warm};
 use crate::relay::{ByteTotals, RelayEnd, relay};
 
 /// Why the proxy could not start.
@@ -134,6 +134,16 @@ impl BoundProxy {
                 config.healthy_after,
                 config.unhealthy_after,
             ));
+        }
+        if config.preconnect > 0 {
+            for backend in pool.backends() {
+                background.spawn(keep_warm(
+                    Arc::clone(backend),
+                    config.preconnect,
+                    config.preconnect_max_age,
+                    config.connect_timeout,
+                ));
+            }
         }
         if let Some((metrics_listener, address)) = metrics_listener {
             tracing::info!(%address, "serving metrics at /metrics");
@@ -284,6 +294,13 @@ impl Connection {
         let mut tried = Vec::new();
         loop {
             let lease = self.pool.lease(&tried)?;
+            if self.config.preconnect > 0
+                && let Some(stream) = lease
+                    .backend()
+                    .take_preconnected(self.config.preconnect_max_age)
+            {
+                return Some((lease, stream));
+            }
             let backend = Arc::clone(lease.backend());
             let address = backend.address();
             let error =
