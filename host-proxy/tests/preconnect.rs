@@ -7,9 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Behaviour, ProxyProcess, TestBackend, WAIT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use common::{Behaviour, ProxyProcess, TestBackend, WAIT, connect, ping};
 
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -20,14 +18,7 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 async fn echo_through(proxy: &ProxyProcess, payload: &[u8]) {
-    let mut stream = TcpStream::connect(proxy.address).await.expect("connect");
-    stream.write_all(payload).await.expect("write");
-    let mut echoed = vec![0u8; payload.len()];
-    tokio::time::timeout(WAIT, stream.read_exact(&mut echoed))
-        .await
-        .expect("echo in time")
-        .expect("echo");
-    assert_eq!(echoed, payload);
+    ping(&mut connect(proxy).await, payload).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,26 +7,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Behaviour, ProxyProcess, TestBackend, WAIT, pattern};
+use common::{Behaviour, ProxyProcess, TestBackend, WAIT, connect, pattern, ping};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-async fn connect(proxy: &ProxyProcess) -> TcpStream {
-    tokio::time::timeout(WAIT, TcpStream::connect(proxy.address))
-        .await
-        .expect("connect in time")
-        .expect("connect")
-}
-
-async fn ping(stream: &mut TcpStream, payload: &[u8]) {
-    stream.write_all(payload).await.expect("send");
-    let mut echoed = vec![0u8; payload.len()];
-    tokio::time::timeout(WAIT, stream.read_exact(&mut echoed))
-        .await
-        .expect("echo in time")
-        .expect("echo");
-    assert_eq!(echoed, payload);
-}
 
 /// Reads until EOF or reset; true when the peer closed (either way) within [`WAIT`].
 async fn closed_by_peer(stream: &mut TcpStream) -> bool {

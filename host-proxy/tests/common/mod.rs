@@ -295,6 +295,25 @@ async fn handle(mut stream: TcpStream, behaviour: Behaviour) -> std::io::Result<
     Ok(())
 }
 
+/// Connects to the proxy within [`WAIT`].
+pub async fn connect(proxy: &ProxyProcess) -> TcpStream {
+    tokio::time::timeout(WAIT, TcpStream::connect(proxy.address))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// Sends `payload` and checks it comes back within [`WAIT`].
+pub async fn ping(stream: &mut TcpStream, payload: &[u8]) {
+    stream.write_all(payload).await.expect("send");
+    let mut echoed = vec![0u8; payload.len()];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut echoed))
+        .await
+        .expect("echo in time")
+        .expect("echo");
+    assert_eq!(echoed, payload);
+}
+
 /// Connects through the proxy to a [`Behaviour::NamedEcho`] backend: returns the backend's
 /// name after checking an echo round trip, and the open stream.
 pub async fn named_round_trip(proxy: SocketAddr, payload: &[u8]) -> (String, TcpStream) {
