@@ -49,6 +49,7 @@ async fn a_prompt_is_answered_and_verified_off_chain_and_on_chain_through_the_pr
         &DeploySettings {
             verifier_address: Some(verifier.address().to_string()),
             image: None,
+            nitro_root_cert: None,
         },
     );
 

@@ -95,7 +95,7 @@ impl AttestationDocument {
 
     /// The COSE `Sig_structure` for COSE_Sign1 with empty external AAD:
     /// `["Signature1", protected, h'', payload]`, the bytes the ES384 signature covers.
-    pub(crate) fn signed_bytes(&self) -> Vec<u8> {
+    pub fn signed_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.payload.len() + 32);
         out.push(0x84); // array(4)
         out.push(0x6a); // text(10)

@@ -530,6 +530,12 @@ impl AttestedConnection {
         &self.enclave
     }
 
+    /// The raw attestation document (COSE_Sign1) the enclave presented on this connection, as
+    /// verified: what an on-chain verifier (`NitroRegistrar`) is given to check it again.
+    pub fn document(&self) -> &[u8] {
+        &self.document
+    }
+
     /// The policy the enclave was verified under.
     pub fn policy(&self) -> &ClientPolicy {
         &self.policy

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Deploys and configures EnclaveRegistry, InferenceRelay and ExampleConsumer on the chain at
+# Deploys and configures EnclaveRegistry, InferenceRelay, ExampleConsumer and the Nitro route
+# (Es384Verifier, NitroRegistrar approved as a registrar) on the chain at
 # $RPC_URL, then writes their addresses to $DEPLOYMENT_FILE (JSON) and prints it.
 #
 # Environment (defaults suit a local anvil; see docs/onchain.md "Deployment"):
@@ -11,6 +12,9 @@
 #   MAX_REGISTRATION_VALIDITY  seconds (default 30 days)
 #   CLAIM_COLLATERAL_WEI       stake locked per claim and slashed on a miss (default 0.1 ether)
 #   MAX_CALLBACK_GAS           largest callback gas limit a request may ask for (default 5,000,000)
+#   NITRO_ROOT_CERT            PEM (or DER) of the root NitroRegistrar trusts (default: the AWS
+#                              Nitro root G1; a development root only for local stacks and tests)
+#   MAX_ATTESTATION_AGE        seconds a document may be old when it registers (default 3600)
 #   DEPLOYMENT_FILE            default contracts/out/deployment.json
 set -euo pipefail
 CONTRACTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +31,18 @@ MAX_REGISTRATION_VALIDITY="${MAX_REGISTRATION_VALIDITY:-2592000}"
 CLAIM_COLLATERAL_WEI="${CLAIM_COLLATERAL_WEI:-100000000000000000}"
 MAX_CALLBACK_GAS="${MAX_CALLBACK_GAS:-5000000}"
 DEPLOYMENT_FILE="${DEPLOYMENT_FILE:-$CONTRACTS_DIR/out/deployment.json}"
+NITRO_ROOT_CERT="${NITRO_ROOT_CERT:-$CONTRACTS_DIR/../attestation-verifier/src/aws_nitro_root_g1.pem}"
+MAX_ATTESTATION_AGE="${MAX_ATTESTATION_AGE:-3600}"
+# The root's DER as 0x-hex (PEM is decoded; DER passes through).
+nitro_root_hex="$(python3 - "$NITRO_ROOT_CERT" <<'PY'
+import base64, sys
+data = open(sys.argv[1], "rb").read()
+if data.lstrip().startswith(b"-----BEGIN"):
+    body = b"".join(l for l in data.splitlines() if l and not l.startswith(b"-----"))
+    data = base64.b64decode(body)
+print("0x" + data.hex())
+PY
+)"
 
 owner="$("$CAST" wallet address --private-key "$DEPLOYER_KEY")"
 chain_id="$("$CAST" chain-id --rpc-url "$RPC_URL")"
@@ -38,7 +54,13 @@ read -r relay relay_gas < <(create "$DEPLOYER_KEY" src/InferenceRelay.sol:Infere
 read -r consumer consumer_gas < <(create "$DEPLOYER_KEY" src/examples/ExampleConsumer.sol:ExampleConsumer \
     "$relay" "$MODEL_HASH")
 
+read -r es384 es384_gas < <(create "$DEPLOYER_KEY" src/nitro/Es384Verifier.sol:Es384Verifier)
+read -r nitro_registrar nitro_registrar_gas < <(create "$DEPLOYER_KEY" src/nitro/NitroRegistrar.sol:NitroRegistrar \
+    "$registry" "$es384" "$nitro_root_hex" "$MAX_ATTESTATION_AGE")
+
 send "$DEPLOYER_KEY" "$registry" "allowModel(bytes32)" "$MODEL_HASH" >/dev/null
+send "$DEPLOYER_KEY" "$registry" "setRegistrar(address,bool)" "$nitro_registrar" true >/dev/null
+nitro_aws_root="$("$CAST" call --rpc-url "$RPC_URL" "$nitro_registrar" "isAwsRoot()(bool)")"
 image_id=""
 if [ -n "${PCR0:-}" ]; then
     send "$DEPLOYER_KEY" "$registry" "allowImage(bytes,bytes,bytes)" "$PCR0" "$PCR1" "$PCR2" >/dev/null
@@ -57,17 +79,21 @@ cat >"$DEPLOYMENT_FILE" <<JSON
   "enclaveRegistry": "$registry",
   "inferenceRelay": "$relay",
   "exampleConsumer": "$consumer",
+  "nitroRegistrar": "$nitro_registrar",
+  "es384Verifier": "$es384",
+  "nitroRegistrarAwsRoot": $nitro_aws_root,
   "modelHash": "$MODEL_HASH",
   "imageId": "$image_id",
   "verifier": "${VERIFIER_ADDRESS:-}",
   "claimCollateralWei": "$CLAIM_COLLATERAL_WEI",
   "maxCallbackGas": $MAX_CALLBACK_GAS,
   "maxRegistrationValidity": $MAX_REGISTRATION_VALIDITY,
-  "deployGas": {"enclaveRegistry": $registry_gas, "inferenceRelay": $relay_gas, "exampleConsumer": $consumer_gas},
+  "deployGas": {"enclaveRegistry": $registry_gas, "inferenceRelay": $relay_gas, "exampleConsumer": $consumer_gas, "es384Verifier": $es384_gas, "nitroRegistrar": $nitro_registrar_gas},
   "abis": {
     "enclaveRegistry": "contracts/out/EnclaveRegistry.sol/EnclaveRegistry.json",
     "inferenceRelay": "contracts/out/InferenceRelay.sol/InferenceRelay.json",
-    "exampleConsumer": "contracts/out/ExampleConsumer.sol/ExampleConsumer.json"
+    "exampleConsumer": "contracts/out/ExampleConsumer.sol/ExampleConsumer.json",
+    "nitroRegistrar": "contracts/out/NitroRegistrar.sol/NitroRegistrar.json"
   }
 }
 JSON

@@ -91,4 +91,37 @@ alloy::sol! {
         function registrationDigest(EnclaveRegistration calldata statement) external view returns (bytes32);
         function maxRegistrationValidity() external view returns (uint64);
     }
+
+    /// `contracts/src/nitro/NitroRegistrar.sol`: the trustless registration route.
+    #[sol(rpc)]
+    interface INitroRegistrar {
+        struct Link {
+            bytes32 hash;
+            bytes32 parent;
+            bytes32 subjectHash;
+            bytes publicKey;
+            uint64 validFrom;
+            uint64 validUntil;
+            uint64 remainingPathLength;
+        }
+
+        struct Attestation {
+            bytes32 imageId;
+            bool debugMode;
+            uint64 timestampMs;
+            bytes moduleId;
+            bytes publicKey;
+            bytes userData;
+            bytes nonce;
+        }
+
+        event CertificateCached(bytes32 indexed certificateHash, bytes32 indexed parent, uint64 validUntil);
+
+        function registry() external view returns (address);
+        function isAwsRoot() external view returns (bool);
+        function verifyAttestation(bytes calldata document, bytes[] calldata hints) external view returns (Attestation memory);
+        function register(bytes calldata document, bytes[] calldata hints, uint64 expiry) external returns (address);
+        function cacheCertificate(bytes calldata certificate, bytes32 parent, bytes calldata hint) external returns (bytes32);
+        function cachedCertificate(bytes32 certificateHash) external view returns (Link memory);
+    }
 }

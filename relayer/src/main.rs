@@ -4,6 +4,7 @@
 //! relayer run      --rpc-url URL --relay ADDR --enclave-url https://HOST:PORT [policy] --state FILE
 //! relayer stake    --rpc-url URL --relay ADDR --amount-wei N
 //! relayer register --rpc-url URL --registry ADDR --enclave-url https://HOST:PORT [policy]
+//! relayer register --rpc-url URL --nitro-registrar ADDR --enclave-url https://HOST:PORT [policy]
 //! ```
 //! Keys come from the environment (`RELAYER_OPERATOR_KEY`, `RELAYER_VERIFIER_KEY`), never from
 //! the command line, where other users of the machine could read them.
@@ -24,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use relayer::RelayerError;
 use relayer::contracts::IInferenceRelay;
 use relayer::enclave::EnclaveAnswers;
-use relayer::register::{registration_for, submit_registration};
+use relayer::register::{registration_for, submit_nitro_registration, submit_registration};
 use relayer::relay::{Relayer, RelayerSettings};
 use relayer::state::RelayerState;
 
@@ -98,9 +99,17 @@ struct StakeArgs {
 struct RegisterArgs {
     #[command(flatten)]
     chain: ChainArgs,
-    /// The EnclaveRegistry contract.
-    #[arg(long, env = "RELAYER_REGISTRY")]
-    registry: Address,
+    /// The EnclaveRegistry contract (the verifier-key route).
+    #[arg(
+        long,
+        env = "RELAYER_REGISTRY",
+        required_unless_present = "nitro_registrar"
+    )]
+    registry: Option<Address>,
+    /// Register through this NitroRegistrar instead: the trustless route, where the contract
+    /// verifies the attestation document itself (no verifier key; the operator key pays).
+    #[arg(long, env = "RELAYER_NITRO_REGISTRAR", conflicts_with = "registry")]
+    nitro_registrar: Option<Address>,
     /// The enclave to register.
     #[arg(long, env = "RELAYER_ENCLAVE_URL")]
     enclave_url: String,
@@ -109,6 +118,32 @@ struct RegisterArgs {
     /// How long the registration lasts, in seconds (at most the registry's maximum).
     #[arg(long, default_value_t = 86_400)]
     validity_secs: u64,
+}
+
+/// `register --nitro-registrar`: the enclave's document, verified here under the policy first,
+/// then on-chain by the registrar.
+async fn register_nitro(args: &RegisterArgs, registrar: Address) -> Result<(), RelayerError> {
+    let provider = provider_for(&args.chain.rpc_url, key_from_env("RELAYER_OPERATOR_KEY")?)?;
+    let policy = args.policy.build().map_err(RelayerError::Usage)?;
+    let connection =
+        AttestedConnection::connect(&args.enclave_url, policy, ConnectOptions::default())
+            .await
+            .map_err(|error| RelayerError::Enclave(error.to_string()))?;
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default();
+    let expiry = now_secs.saturating_add(args.validity_secs);
+    let registration =
+        submit_nitro_registration(&provider, registrar, connection.document(), expiry).await?;
+    for (tx, gas) in &registration.cached {
+        println!("cached an intermediate certificate (tx {tx}, {gas} gas)");
+    }
+    println!(
+        "registered enclave {} through NitroRegistrar {registrar} until {expiry} (tx {}, {} gas)",
+        registration.enclave, registration.tx, registration.gas_used
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -251,6 +286,12 @@ async fn stake(args: StakeArgs) -> Result<(), RelayerError> {
 }
 
 async fn register(args: RegisterArgs) -> Result<(), RelayerError> {
+    if let Some(registrar) = args.nitro_registrar {
+        return register_nitro(&args, registrar).await;
+    }
+    let registry = args
+        .registry
+        .ok_or_else(|| RelayerError::Usage("--registry or --nitro-registrar is required".into()))?;
     let verifier_key = key_from_env("RELAYER_VERIFIER_KEY")?;
     // Any funded account may submit the statement; by default the verifier key pays.
     let submitter = match std::env::var("RELAYER_OPERATOR_KEY") {
@@ -272,14 +313,8 @@ async fn register(args: RegisterArgs) -> Result<(), RelayerError> {
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or_default();
     let registration = registration_for(connection.enclave(), now_secs, args.validity_secs)?;
-    let tx = submit_registration(
-        &provider,
-        chain_id,
-        args.registry,
-        &verifier_key,
-        &registration,
-    )
-    .await?;
+    let tx =
+        submit_registration(&provider, chain_id, registry, &verifier_key, &registration).await?;
     println!(
         "registered enclave {} (image {}, model {}) until {} (tx {tx})",
         Address::from(registration.enclave),

@@ -1,7 +1,8 @@
 //! The verifier-key registration route (docs/onchain.md §4): a party the registry owner trusts
 //! checks the enclave's attestation document with the verifier library (here: over an attested
 //! connection, under the caller's policy) and signs an `EnclaveRegistration` statement binding
-//! the enclave's key to its image and model; anyone may submit it.
+//! the enclave's key to its image and model; anyone may submit it. The trustless route
+//! ([`submit_nitro_registration`]) submits the attestation document itself to `NitroRegistrar`.
 
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::providers::Provider;
@@ -9,8 +10,9 @@ use alloy::signers::SignerSync as _;
 use alloy::signers::local::PrivateKeySigner;
 use attest::TrustedEnclave;
 use attestation_verifier::onchain::{ContractDomain, Registration, image_id};
+use attestation_verifier::receipt::keccak256;
 
-use crate::contracts::IEnclaveRegistry;
+use crate::contracts::{IEnclaveRegistry, INitroRegistrar};
 use crate::error::RelayerError;
 
 /// The statement for a verified enclave, valid for `validity_secs` from `now_secs`.
@@ -75,4 +77,101 @@ pub async fn submit_registration<P: Provider + Clone>(
         });
     }
     Ok(receipt.transaction_hash)
+}
+
+/// What a registration through `NitroRegistrar` took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NitroRegistration {
+    /// The registered enclave key's address.
+    pub enclave: Address,
+    /// One `(transaction, gas used)` per intermediate certificate cached first.
+    pub cached: Vec<(B256, u64)>,
+    /// The `register` transaction and its gas.
+    pub tx: B256,
+    /// Gas used by `register`.
+    pub gas_used: u64,
+}
+
+/// The trustless route (docs/onchain.md, "Nitro route"): submits the enclave's attestation
+/// document itself to `NitroRegistrar`, which verifies it on-chain, with the hints computed
+/// here. Intermediate certificates the registrar has not cached yet are cached first, one
+/// transaction each, so that no transaction comes near the per-transaction gas cap.
+///
+/// # Errors
+/// [`RelayerError::Usage`] when the document does not verify off-chain (no hints exist for it),
+/// [`RelayerError::Chain`] (with the revert data) or [`RelayerError::Reverted`].
+pub async fn submit_nitro_registration<P: Provider + Clone>(
+    provider: &P,
+    registrar: Address,
+    document: &[u8],
+    expiry: u64,
+) -> Result<NitroRegistration, RelayerError> {
+    let parsed = attestation_verifier::parse_document(document)
+        .map_err(|error| RelayerError::Usage(format!("attestation document: {error}")))?;
+    let hints: Vec<Bytes> = nitro_hints::document::document_hints(document)
+        .map_err(|error| RelayerError::Usage(format!("no on-chain hints: {error}")))?
+        .into_iter()
+        .map(|hint| Bytes::copy_from_slice(hint.hint.as_bytes()))
+        .collect();
+    let contract = INitroRegistrar::new(registrar, provider.clone());
+
+    let mut cached = Vec::new();
+    let cabundle = parsed.cabundle();
+    for index in 1..cabundle.len() {
+        let hash = keccak256(&cabundle[index]);
+        let entry = contract
+            .cachedCertificate(B256::from(hash))
+            .call()
+            .await
+            .map_err(|e| RelayerError::chain("cachedCertificate", e))?;
+        if entry.hash != B256::ZERO {
+            continue;
+        }
+        let receipt = contract
+            .cacheCertificate(
+                Bytes::copy_from_slice(&cabundle[index]),
+                B256::from(keccak256(&cabundle[index - 1])),
+                hints[index - 1].clone(),
+            )
+            .send()
+            .await
+            .map_err(|e| RelayerError::chain("cacheCertificate", e))?
+            .get_receipt()
+            .await
+            .map_err(|e| RelayerError::chain("cacheCertificate receipt", e))?;
+        if !receipt.status() {
+            return Err(RelayerError::Reverted {
+                action: "cacheCertificate",
+                tx: receipt.transaction_hash,
+                request_id: B256::ZERO,
+            });
+        }
+        cached.push((receipt.transaction_hash, receipt.gas_used));
+    }
+
+    let call = contract.register(Bytes::copy_from_slice(document), hints, expiry);
+    let enclave = call
+        .call()
+        .await
+        .map_err(|e| RelayerError::chain("register (simulated)", e))?;
+    let receipt = call
+        .send()
+        .await
+        .map_err(|e| RelayerError::chain("register", e))?
+        .get_receipt()
+        .await
+        .map_err(|e| RelayerError::chain("register receipt", e))?;
+    if !receipt.status() {
+        return Err(RelayerError::Reverted {
+            action: "register",
+            tx: receipt.transaction_hash,
+            request_id: B256::ZERO,
+        });
+    }
+    Ok(NitroRegistration {
+        enclave,
+        cached,
+        tx: receipt.transaction_hash,
+        gas_used: receipt.gas_used,
+    })
 }

@@ -6,6 +6,8 @@
 //!   answer is what the attested enclave produced;
 //! - an operator that misses its deadline is slashed and the requester refunded (and the
 //!   relayer leaves another operator's claim alone);
+//! - the trustless route: `relayer register --nitro-registrar` has `NitroRegistrar` verify the
+//!   enclave's attestation document on-chain and register its key;
 //! - fulfilments signed by an unregistered, expired or revoked key, or for another model, chain or
 //!   relay, revert on-chain with `EnclaveNotAuthorized`, and the Rust digest of a correct one is
 //!   the one the contract accepts.
@@ -155,6 +157,11 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 fn run_relayer_binary(args: &[String], envs: &[(&str, String)]) {
+    run_relayer_binary_output(args, envs);
+}
+
+/// Runs the relayer binary to success and returns its standard output.
+fn run_relayer_binary_output(args: &[String], envs: &[(&str, String)]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_relayer"))
         .args(args)
         .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))
@@ -165,6 +172,7 @@ fn run_relayer_binary(args: &[String], envs: &[(&str, String)]) {
         "relayer {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn policy_args(enclave: &DevEnclave) -> Vec<String> {
@@ -236,6 +244,7 @@ async fn relayer_answers_the_consumer_exactly_once_across_a_kill_and_a_miss_is_s
         &DeploySettings {
             verifier_address: Some(verifier.address().to_string()),
             image: None,
+            nitro_root_cert: None,
         },
     );
     let enclave = DevEnclave::start(Some(deployment.onchain_relay()));
@@ -466,6 +475,7 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
         &DeploySettings {
             verifier_address: Some(verifier.address().to_string()),
             image: Some(pcrs.clone()),
+            nitro_root_cert: None,
         },
     );
     let owner = Account::deployer(&anvil);
@@ -646,4 +656,112 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
             .is_err(),
         "a second fulfilment reverts"
     );
+}
+
+/// The trustless route: `relayer register --nitro-registrar` submits the enclave's attestation
+/// document to `NitroRegistrar` (trusting the enclave's development root, an explicit opt-in at
+/// deployment), which verifies it on-chain and registers the key. The intermediate is cached by
+/// the first registration; a renewal with a newer document reuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_enclave() {
+    let anvil = Anvil::start();
+    let enclave = DevEnclave::start(None);
+    let image = [enclave.pcr(0), enclave.pcr(1), enclave.pcr(2)];
+    let deployment = Deployment::deploy(
+        &anvil,
+        &DeploySettings {
+            verifier_address: None,
+            image: Some(image.clone()),
+            nitro_root_cert: Some(enclave.root_pem()),
+        },
+    );
+    let operator = Account::funded(&anvil, "nitro route operator").await;
+    let registrar = Address::from(deployment.nitro_registrar);
+    let registry = IEnclaveRegistry::new(
+        Address::from(deployment.registry),
+        operator.provider.clone(),
+    );
+    let nitro = relayer::contracts::INitroRegistrar::new(registrar, operator.provider.clone());
+    assert!(
+        !nitro.isAwsRoot().call().await.unwrap(),
+        "a development root is not the AWS root"
+    );
+
+    let mut register = strings(&["register", "--rpc-url", &anvil.rpc_url()]);
+    register.extend(strings(&[
+        "--nitro-registrar",
+        &registrar.to_string(),
+        "--enclave-url",
+        &enclave.url(),
+    ]));
+    register.extend(policy_args(&enclave));
+    let first =
+        run_relayer_binary_output(&register, &[("RELAYER_OPERATOR_KEY", operator.key_hex())]);
+    assert_eq!(
+        first.matches("cached an intermediate certificate").count(),
+        1,
+        "{first}"
+    );
+
+    let attested =
+        AttestedConnection::connect(&enclave.url(), enclave.policy(), ConnectOptions::default())
+            .await
+            .expect("attested connection")
+            .enclave()
+            .signer
+            .address;
+    let status = registry
+        .enclaveStatus(Address::from(attested), deployment.model_hash.into())
+        .call()
+        .await
+        .unwrap();
+    assert!(matches!(status, EnclaveStatus::Authorized));
+    let record_before = registry_record(&operator.provider, deployment.registry, attested).await;
+
+    // A renewal: a newer document; the cached intermediate is reused.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second =
+        run_relayer_binary_output(&register, &[("RELAYER_OPERATOR_KEY", operator.key_hex())]);
+    assert!(!second.contains("cached an intermediate"), "{second}");
+    let record_after = registry_record(&operator.provider, deployment.registry, attested).await;
+    assert!(
+        record_after > record_before,
+        "attestedAtMs must grow on renewal"
+    );
+
+    // A document whose signature was tampered with is refused on-chain.
+    let mut document = enclave.server().boot_document();
+    let last = document.len() - 1;
+    document[last] ^= 1;
+    let hints = nitro_hints::document::document_hints(&enclave.server().boot_document())
+        .unwrap()
+        .into_iter()
+        .map(|hint| Bytes::copy_from_slice(hint.hint.as_bytes()))
+        .collect::<Vec<_>>();
+    let reverted = nitro
+        .register(
+            document.into(),
+            hints,
+            chain_time(&operator.provider).await + 3600,
+        )
+        .call()
+        .await;
+    assert!(reverted.is_err(), "a tampered document registered");
+}
+
+/// The registry's `attestedAtMs` for `enclave`.
+async fn registry_record(provider: &DynProvider, registry: [u8; 20], enclave: [u8; 20]) -> u64 {
+    alloy::sol! {
+        #[sol(rpc)]
+        interface IRegistryRecords {
+            struct Enclave { bytes32 imageId; bytes32 modelHash; uint64 expiry; uint64 attestedAtMs; bool revoked; }
+            function enclaves(address enclave) external view returns (Enclave memory);
+        }
+    }
+    IRegistryRecords::new(Address::from(registry), provider.clone())
+        .enclaves(Address::from(enclave))
+        .call()
+        .await
+        .expect("enclaves()")
+        .attestedAtMs
 }

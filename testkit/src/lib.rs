@@ -145,6 +145,16 @@ pub struct Anvil {
 impl Anvil {
     /// Starts anvil and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts anvil whose genesis block has `timestamp` (Unix seconds), for material that is
+    /// only valid at its own time (the real attestation documents).
+    pub fn start_at(timestamp: u64) -> Self {
+        Self::start_with(&["--timestamp", &timestamp.to_string()])
+    }
+
+    fn start_with(extra_args: &[&str]) -> Self {
         let anvil = foundry_tool("anvil");
         // The port may be taken between the probe and anvil's bind: try a few.
         for _ in 0..5 {
@@ -152,6 +162,7 @@ impl Anvil {
             let mut process = ChildGuard(
                 Command::new(&anvil)
                     .args(["--port", &port.to_string(), "--silent"])
+                    .args(extra_args)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -193,6 +204,8 @@ pub struct Deployment {
     pub relay: [u8; 20],
     /// `ExampleConsumer` (owned by [`DEPLOYER_KEY`]'s account).
     pub consumer: [u8; 20],
+    /// `NitroRegistrar` (approved as a registrar; its root is `DeploySettings::nitro_root_cert`).
+    pub nitro_registrar: [u8; 20],
     /// The model the registry allows.
     pub model_hash: [u8; 32],
     /// Stake locked per claim and slashed on a miss, in wei.
@@ -206,6 +219,8 @@ pub struct DeploySettings {
     pub verifier_address: Option<String>,
     /// PCR0, PCR1, PCR2 of the image to allow.
     pub image: Option<[Vec<u8>; 3]>,
+    /// The root `NitroRegistrar` trusts (PEM or DER file; default the AWS Nitro root G1).
+    pub nitro_root_cert: Option<PathBuf>,
 }
 
 impl Deployment {
@@ -228,6 +243,9 @@ impl Deployment {
             .stdout(Stdio::null());
         if let Some(verifier) = &settings.verifier_address {
             command.env("VERIFIER_ADDRESS", verifier);
+        }
+        if let Some(root) = &settings.nitro_root_cert {
+            command.env("NITRO_ROOT_CERT", root);
         }
         if let Some([pcr0, pcr1, pcr2]) = &settings.image {
             command
@@ -252,6 +270,7 @@ impl Deployment {
             registry: fixed_hex(&field("enclaveRegistry")),
             relay: fixed_hex(&field("inferenceRelay")),
             consumer: fixed_hex(&field("exampleConsumer")),
+            nitro_registrar: fixed_hex(&field("nitroRegistrar")),
             model_hash: fixed_hex(&field("modelHash")),
             claim_collateral_wei: field("claimCollateralWei")
                 .parse()
