@@ -702,6 +702,7 @@ async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_en
         1,
         "{first}"
     );
+    eprintln!("first registration (cold):\n{first}");
 
     let attested =
         AttestedConnection::connect(&enclave.url(), enclave.policy(), ConnectOptions::default())
@@ -723,11 +724,27 @@ async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_en
     let second =
         run_relayer_binary_output(&register, &[("RELAYER_OPERATOR_KEY", operator.key_hex())]);
     assert!(!second.contains("cached an intermediate"), "{second}");
+    eprintln!("renewal (warm):\n{second}");
     let record_after = registry_record(&operator.provider, deployment.registry, attested).await;
     assert!(
         record_after > record_before,
         "attestedAtMs must grow on renewal"
     );
+
+    // For docs/benchmarks.md: what verification alone costs (the rest of `register` is policy
+    // and the registry's record).
+    let boot = enclave.server().boot_document();
+    let boot_hints: Vec<Bytes> = nitro_hints::document::document_hints(&boot)
+        .unwrap()
+        .into_iter()
+        .map(|hint| Bytes::copy_from_slice(hint.hint.as_bytes()))
+        .collect();
+    let verify_gas = nitro
+        .verifyAttestation(boot.clone().into(), boot_hints)
+        .estimate_gas()
+        .await
+        .unwrap();
+    eprintln!("verifyAttestation of the boot document (intermediate cached): {verify_gas} gas");
 
     // A document whose signature was tampered with is refused on-chain.
     let mut document = enclave.server().boot_document();
