@@ -4,9 +4,10 @@ pragma solidity ^0.8.28;
 import {Test} from "./utils/Test.sol";
 import {EnclaveRegistry} from "../src/EnclaveRegistry.sol";
 import {IEnclaveRegistry} from "../src/interfaces/IEnclaveRegistry.sol";
-import {Es384Verifier} from "../src/nitro/Es384Verifier.sol";
+import {IEs384Verifier} from "../src/nitro/IEs384Verifier.sol";
 import {NitroDocument} from "../src/nitro/NitroDocument.sol";
 import {NitroRegistrar} from "../src/nitro/NitroRegistrar.sol";
+import {X509} from "../src/nitro/X509.sol";
 
 /// @notice `NitroRegistrar` against the real AWS Nitro documents of `shared/vectors/nitro/`, each at
 /// its own time (`vm.warp`), with the hints `nitro-hints` computed for them
@@ -24,7 +25,7 @@ contract NitroRegistrarTest is Test {
 
     EnclaveRegistry internal registry;
     NitroRegistrar internal registrar;
-    Es384Verifier internal es384;
+    IEs384Verifier internal es384;
     string internal hintsJson;
 
     function setUp() public {
@@ -32,7 +33,9 @@ contract NitroRegistrarTest is Test {
         registry = new EnclaveRegistry(address(this), 30 days);
         (bytes memory document,,) = _document(MARLIN);
         NitroDocument.Document memory parsed = NitroDocument.parse(document);
-        es384 = new Es384Verifier();
+        // From its own artifact: built at full optimizer runs, as deployed (importing it here would
+        // build it with this file's 200-run restriction).
+        es384 = IEs384Verifier(vm.deployCode("Es384Verifier.sol:Es384Verifier"));
         registrar = new NitroRegistrar(registry, es384, parsed.cabundle[0], 1 hours);
         registry.setRegistrar(address(registrar), true);
     }
@@ -166,6 +169,18 @@ contract NitroRegistrarTest is Test {
             document[at] ^= 0x01;
         }
         registrar.verifyAttestation(document, hints); // restored: verifies again
+    }
+
+    /// A certificate whose key is not a P-384 point is refused before its signature is looked at
+    /// (as the Rust verifier refuses to parse such a key).
+    function test_aKeyOffTheCurveIsRefused() public {
+        (bytes memory document, bytes[] memory hints,) = _document(MARLIN);
+        NitroDocument.Document memory parsed = _warpTo(document);
+        bytes memory leafKey = X509.parse(parsed.certificate).publicKey;
+        uint256 at = _find(document, leafKey) + 20;
+        document[at] ^= 0x01;
+        vm.expectRevert(abi.encodeWithSelector(NitroRegistrar.CertificateKeyInvalid.selector, parsed.cabundle.length));
+        registrar.verifyAttestation(document, hints);
     }
 
     function test_wrongHintsAreRefused() public {

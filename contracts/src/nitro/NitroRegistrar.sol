@@ -2,21 +2,21 @@
 pragma solidity ^0.8.28;
 
 import {IEnclaveRegistry} from "../interfaces/IEnclaveRegistry.sol";
-import {Es384Verifier} from "./Es384Verifier.sol";
+import {IEs384Verifier} from "./IEs384Verifier.sol";
 import {NitroDocument} from "./NitroDocument.sol";
 import {X509} from "./X509.sol";
 
 /// @title The registry's trustless route: AWS Nitro attestation documents verified on-chain.
 /// @notice Anyone may register an enclave by submitting its attestation document: this contract
 /// checks the COSE_Sign1 document, its certificate chain up to the pinned root (P-384 ECDSA with
-/// SHA-384 for every link, validity against `block.timestamp`, CA, key-usage and path-length
-/// rules), the document's ES384 signature, then the policy (no debug mode, fresh enough, the
+/// SHA-384 for every link, keys on the curve, validity against `block.timestamp`, CA, key-usage
+/// and path-length rules), the document's ES384 signature, then the policy (no debug mode, fresh enough, the
 /// DESIGN's `public_key` and `user_data` formats), and registers the enclave's signing key in
 /// the registry. The registry's owner must approve this contract as a registrar, and the
 /// registry itself decides which images and models are allowed.
 /// @dev P-384 has no precompile: each signature comes with a hint computed off-chain by the
 /// `nitro-hints` crate (docs/onchain.md §4a) and is checked by the shared `Es384Verifier`
-/// contract; a wrong hint only makes verification fail. Verified intermediate certificates are cached by keccak256 of their DER, with the
+/// contract (deployed once, see `IEs384Verifier`); a wrong hint only makes verification fail. Verified intermediate certificates are cached by keccak256 of their DER, with the
 /// validity window and path-length budget they inherit from their ancestors, so every use of a
 /// cached certificate re-checks its own expiry and that of every ancestor at once.
 contract NitroRegistrar {
@@ -61,7 +61,7 @@ contract NitroRegistrar {
 
     IEnclaveRegistry public immutable registry;
     /// @notice Checks every ES384 signature (SHA-384 and P-384 with hints).
-    Es384Verifier public immutable es384;
+    IEs384Verifier public immutable es384;
     /// @notice SHA-256 and keccak256 of the trusted root certificate's DER.
     bytes32 public immutable rootCertificateSha256;
     bytes32 public immutable rootCertificateHash;
@@ -92,6 +92,7 @@ contract NitroRegistrar {
     error PathLengthExceeded(uint256 index);
     error LeafIsCertificateAuthority();
     error LeafMissingDigitalSignature();
+    error CertificateKeyInvalid(uint256 index);
     error CertificateSignatureInvalid(uint256 index);
     error CertificateNotYetValid(uint256 index, uint64 validFrom, uint256 blockTimestamp);
     error CertificateExpired(uint256 index, uint64 validUntil, uint256 blockTimestamp);
@@ -109,7 +110,7 @@ contract NitroRegistrar {
     /// @param maxAttestationAge_ seconds a document may be old when it registers an enclave.
     constructor(
         IEnclaveRegistry registry_,
-        Es384Verifier es384_,
+        IEs384Verifier es384_,
         bytes memory rootCertificate,
         uint64 maxAttestationAge_
     ) {
@@ -280,6 +281,7 @@ contract NitroRegistrar {
         if (!cert.isCA) revert NotACertificateAuthority(index);
         if (!cert.keyCertSign) revert MissingKeyCertSign(index);
         if (issuer.remainingPathLength == 0) revert PathLengthExceeded(index);
+        if (!es384.isValidPublicKey(cert.publicKey)) revert CertificateKeyInvalid(index);
         if (!es384.verify(der, cert.tbsOffset, cert.tbsLength, cert.signature, issuer.publicKey, hint)) {
             revert CertificateSignatureInvalid(index);
         }
@@ -308,6 +310,7 @@ contract NitroRegistrar {
         if (cert.issuerHash != issuer.subjectHash) revert IssuerMismatch(index);
         if (cert.isCA) revert LeafIsCertificateAuthority();
         if (!cert.digitalSignature) revert LeafMissingDigitalSignature();
+        if (!es384.isValidPublicKey(cert.publicKey)) revert CertificateKeyInvalid(index);
         if (!es384.verify(der, cert.tbsOffset, cert.tbsLength, cert.signature, issuer.publicKey, hint)) {
             revert CertificateSignatureInvalid(index);
         }

@@ -18,6 +18,7 @@ interface Vm {
     function startPrank(address sender) external;
     function stopPrank() external;
     function etch(address target, bytes calldata code) external;
+    function deployCode(string calldata artifactPath) external returns (address deployed);
     function load(address target, bytes32 slot) external view returns (bytes32 data);
     function store(address target, bytes32 slot, bytes32 value) external;
 
