@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Test} from "./utils/Test.sol";
+import {NitroVectors} from "./utils/NitroVectors.sol";
 import {NitroDocument} from "../src/nitro/NitroDocument.sol";
 
 /// @notice The cheatcodes these tests need beyond `Vm` (forge serves them at the same address).
@@ -69,30 +70,13 @@ struct DocumentEntries {
     bytes[] values;
 }
 
-contract NitroDocumentTest is Test {
+contract NitroDocumentTest is Test, NitroVectors {
     DocumentVm internal constant dvm = DocumentVm(VM_ADDRESS);
-    /// Real documents, outside the repository (CI has `shared/` beside the checkout).
-    string internal constant VECTORS = "../../shared/vectors/nitro/";
-    /// SHA-256 of the AWS Nitro root G1 certificate (shared/vectors/nitro/README.md).
-    bytes32 internal constant AWS_ROOT_SHA256 = 0x641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b;
 
     NitroDocumentHarness internal harness;
 
     function setUp() public {
         harness = new NitroDocumentHarness();
-    }
-
-    function _names() internal pure returns (string[8] memory) {
-        return [
-            "evervault_beta_debug_2022-10-12",
-            "evervault_beta_valid_2022-10-13",
-            "evervault_ga_2023-09-18",
-            "evervault_tls_debug_2023-01-18",
-            "evervault_tls_nondebug_2023-01-18",
-            "marlin_aws_2024-12-13",
-            "marlin_aws_pcr16_2025-04-29",
-            "marlin_verifier_2024-08-07"
-        ];
     }
 
     function _document(string memory name) internal view returns (bytes memory) {
@@ -117,7 +101,7 @@ contract NitroDocumentTest is Test {
     // ---------------------------------------------------------------------------------------
 
     function test_realDocumentsParseAndMatchTheirFacts() public view {
-        string[8] memory names = _names();
+        string[8] memory names = _documentNames();
         for (uint256 i; i < names.length; ++i) {
             _checkRealDocument(names[i]);
         }
@@ -914,7 +898,7 @@ contract NitroDocumentTest is Test {
     }
 
     function testFuzz_realDocumentWithOneByteChanged(uint256 which, uint256 position, uint8 value) public view {
-        bytes memory cose = _document(_names()[which % 8]);
+        bytes memory cose = _document(_documentNames()[which % 8]);
         position = bound(position, 0, cose.length - 1);
         vm.assume(uint8(cose[position]) != value);
         cose[position] = bytes1(value);
@@ -922,7 +906,7 @@ contract NitroDocumentTest is Test {
     }
 
     function testFuzz_realDocumentTruncated(uint256 which, uint256 length) public view {
-        bytes memory cose = _document(_names()[which % 8]);
+        bytes memory cose = _document(_documentNames()[which % 8]);
         length = bound(length, 0, cose.length - 1);
         try harness.parse(_slice(cose, 0, length)) {
             revert("a truncated document parsed");
@@ -938,7 +922,7 @@ contract NitroDocumentTest is Test {
     /// A real payload with one byte changed, re-wrapped so the envelope stays valid: exercises
     /// the strict payload rules rather than the envelope's length checks.
     function testFuzz_realPayloadWithOneByteChanged(uint256 which, uint256 position, uint8 value) public view {
-        NitroDocument.Document memory doc = NitroDocument.parse(_document(_names()[which % 8]));
+        NitroDocument.Document memory doc = NitroDocument.parse(_document(_documentNames()[which % 8]));
         bytes memory payload = doc.payload;
         position = bound(position, 0, payload.length - 1);
         vm.assume(uint8(payload[position]) != value);

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Test} from "./utils/Test.sol";
+import {NitroVectors} from "./utils/NitroVectors.sol";
 import {EnclaveRegistry} from "../src/EnclaveRegistry.sol";
 import {IEnclaveRegistry} from "../src/interfaces/IEnclaveRegistry.sol";
 import {IEs384Verifier} from "../src/nitro/IEs384Verifier.sol";
@@ -15,8 +16,7 @@ import {X509} from "../src/nitro/X509.sol";
 /// Registration of a policy-conforming document (the DESIGN's `public_key` and `user_data`) runs
 /// end to end on anvil in relayer/tests/chain.rs; here the real documents exercise the
 /// verification and the policy checks that refuse them.
-contract NitroRegistrarTest is Test {
-    string internal constant VECTORS = "../../shared/vectors/nitro/";
+contract NitroRegistrarTest is Test, NitroVectors {
     string internal constant HINTS_FILE = "test/data/nitro-document-hints.json";
     uint256 internal constant DOCUMENTS = 8;
     /// A non-debug document (public_key and user_data not in our format) and a debug one.
@@ -59,6 +59,7 @@ contract NitroRegistrarTest is Test {
     function test_theRootIsTheAwsNitroRootG1() public view {
         assertTrue(registrar.isAwsRoot(), "the documents' root is the pinned AWS root");
         assertEq(registrar.rootCertificateSha256(), registrar.AWS_NITRO_ROOT_G1_SHA256(), "root hash");
+        assertEq(registrar.AWS_NITRO_ROOT_G1_SHA256(), AWS_ROOT_SHA256, "the constant is the AWS root's hash");
     }
 
     function test_everyRealDocumentVerifiesAtItsOwnTime() public {

@@ -2,6 +2,8 @@
 pragma solidity ^0.8.28;
 
 import {Test} from "./utils/Test.sol";
+import {NitroVectors} from "./utils/NitroVectors.sol";
+import {NitroDocument} from "../src/nitro/NitroDocument.sol";
 import {X509} from "../src/nitro/X509.sol";
 
 /// @notice The file and JSON cheatcodes these tests use beyond `Vm`.
@@ -45,30 +47,13 @@ contract X509Harness {
 
 /// @notice X509.sol on the certificates of the real Nitro documents, on certificates crafted from
 /// them (one per rule) and on fuzzed input.
-contract X509Test is Test {
+contract X509Test is Test, NitroVectors {
     VmFiles internal constant files = VmFiles(VM_ADDRESS);
-    /// The real documents, read in place (never copied into the repository).
-    string internal constant VECTORS = "../../shared/vectors/nitro/";
-    /// SHA-256 of the AWS Nitro Enclaves root G1 certificate (DER).
-    bytes32 internal constant AWS_ROOT_SHA256 = 0x641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b;
 
     X509Harness internal harness;
 
     function setUp() public {
         harness = new X509Harness();
-    }
-
-    function _documentNames() internal pure returns (string[8] memory) {
-        return [
-            "evervault_beta_debug_2022-10-12",
-            "evervault_beta_valid_2022-10-13",
-            "evervault_ga_2023-09-18",
-            "evervault_tls_debug_2023-01-18",
-            "evervault_tls_nondebug_2023-01-18",
-            "marlin_aws_2024-12-13",
-            "marlin_aws_pcr16_2025-04-29",
-            "marlin_verifier_2024-08-07"
-        ];
     }
 
     // ============================================================ real certificates
@@ -763,49 +748,18 @@ contract X509Test is Test {
 
     /// Test-only extraction of the certificates from a document (the CBOR parser is another
     /// library): the byte strings under the "cabundle" and "certificate" keys, root first.
+    /// The certificates of a document, root first, leaf last (parsed with NitroDocument).
     function _chain(bytes memory document) internal pure returns (bytes[] memory chain) {
-        uint256 at = _after(document, bytes.concat(hex"68", "cabundle"));
-        (uint256 count, uint256 next) = _cborHead(document, at, 4);
-        chain = new bytes[](count + 1);
-        for (uint256 i = 0; i < count; ++i) {
-            uint256 length;
-            (length, next) = _cborHead(document, next, 2);
-            chain[i] = _slice(document, next, next + length);
-            next += length;
+        NitroDocument.Document memory parsed = NitroDocument.parse(document);
+        chain = new bytes[](parsed.cabundle.length + 1);
+        for (uint256 i = 0; i < parsed.cabundle.length; ++i) {
+            chain[i] = parsed.cabundle[i];
         }
-        at = _after(document, bytes.concat(hex"6b", "certificate"));
-        (uint256 leafLength, uint256 leafStart) = _cborHead(document, at, 2);
-        chain[count] = _slice(document, leafStart, leafStart + leafLength);
+        chain[parsed.cabundle.length] = parsed.certificate;
     }
 
     function _chainOf(string memory name) internal view returns (bytes[] memory) {
         return _chain(files.readFileBinary(string.concat(VECTORS, name, ".cbor")));
-    }
-
-    /// The end of the only occurrence of `needle` in `haystack`.
-    function _after(bytes memory haystack, bytes memory needle) internal pure returns (uint256 end) {
-        bytes32 target = keccak256(needle);
-        for (uint256 i = 0; i + needle.length <= haystack.length; ++i) {
-            if (haystack[i] == needle[0] && keccak256(_slice(haystack, i, i + needle.length)) == target) {
-                require(end == 0, "key found twice");
-                end = i + needle.length;
-            }
-        }
-        require(end != 0, "key not found");
-    }
-
-    /// A CBOR head of major type `major`: its argument and the offset after it.
-    function _cborHead(bytes memory data, uint256 at, uint256 major) internal pure returns (uint256 value, uint256) {
-        uint256 initial = uint8(data[at]);
-        require(initial >> 5 == major, "unexpected CBOR major type");
-        uint256 info = initial & 31;
-        if (info < 24) return (info, at + 1);
-        uint256 size = info == 24 ? 1 : info == 25 ? 2 : info == 26 ? 4 : 0;
-        require(size != 0, "unsupported CBOR length");
-        for (uint256 i = 0; i < size; ++i) {
-            value = (value << 8) | uint8(data[at + 1 + i]);
-        }
-        return (value, at + 1 + size);
     }
 
     /// The leaf of marlin_aws_2024-12-13 (extensions: basicConstraints, keyUsage, both critical).
