@@ -416,6 +416,27 @@ RELAYER_VERIFIER_KEY="$verifier_key" "$bin/relayer" register --rpc-url "$RPC_URL
     fail_with_log "$run_dir/register.log" "relayer register failed"
 say "relayer register: the verifier key checked enclave 1's attestation and registered its key" \
     "  (tx $(sed -n 's/.*(tx \(0x[0-9a-f]*\)).*/\1/p' "$run_dir/register.out"), valid for a day)"
+# The trustless route for enclave 2: NitroRegistrar verifies its attestation document on-chain
+# (COSE, the chain to the root, every P-384 signature with hints from nitro-hints). deploy.sh's
+# registrar trusts only the AWS Nitro root; this one trusts the demo's development root, an
+# explicit choice the owner makes visible by approving it (isAwsRoot() is false).
+dev_root_hex="$(python3 - "$root_pem" <<'PY'
+import base64, sys
+lines = open(sys.argv[1]).read().split()
+print("0x" + base64.b64decode("".join(l for l in lines if not l.startswith("-----") and "-" not in l)).hex())
+PY
+)"
+read -r dev_registrar _ < <(cd "$root/contracts" && CONTRACTS_DIR="$root/contracts" create "$owner_key" \
+    src/nitro/NitroRegistrar.sol:NitroRegistrar "$registry" "$(field es384Verifier)" "$dev_root_hex" 3600)
+send "$owner_key" "$registry" "setRegistrar(address,bool)" "$dev_registrar" true >/dev/null
+RELAYER_OPERATOR_KEY="$operator_key" "$bin/relayer" register --rpc-url "$RPC_URL" \
+    --nitro-registrar "$dev_registrar" --enclave-url "https://127.0.0.1:${enclave_ports[1]}" "${policy[@]}" \
+    >"$run_dir/register-nitro.out" 2>"$run_dir/register-nitro.log" ||
+    fail_with_log "$run_dir/register-nitro.log" "relayer register --nitro-registrar failed"
+nitro_gas() { awk -F', ' -v what="$1" 'index($0, what) == 1 { sub(/ gas\)$/, "", $NF); sum += $NF } END { print sum + 0 }' "$run_dir/register-nitro.out"; }
+say "relayer register --nitro-registrar: NitroRegistrar $dev_registrar (development root) verified" \
+    "  enclave 2's attestation document on-chain and registered its key, no verifier key involved" \
+    "  (caching the intermediate: $(nitro_gas cached) gas; register: $(nitro_gas registered) gas)"
 RELAYER_OPERATOR_KEY="$operator_key" "$bin/relayer" stake --rpc-url "$RPC_URL" --relay "$relay" \
     --amount-wei 1000000000000000000 >"$run_dir/stake.out" 2>"$run_dir/stake.log" ||
     fail_with_log "$run_dir/stake.log" "relayer stake failed"
