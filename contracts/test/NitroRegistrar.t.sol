@@ -74,6 +74,9 @@ contract NitroRegistrarTest is Test, NitroVectors {
             (, bytes memory pcr2) = NitroDocument.pcr(parsed, 2);
             assertEq(attestation.imageId, keccak256(abi.encodePacked(pcr0, pcr1, pcr2)), name);
             assertEq(attestation.userData, parsed.userData, name);
+            assertEq(attestation.hasUserData, parsed.hasUserData, name);
+            assertEq(attestation.hasPublicKey, parsed.hasPublicKey, name);
+            assertEq(attestation.hasNonce, parsed.hasNonce, name);
         }
     }
 

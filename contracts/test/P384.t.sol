@@ -375,6 +375,21 @@ contract P384Test is Test {
         assertTrue(_isO(g, g3, a, b, sum & type(uint192).max, sum >> 192), "a.G + b.3G");
     }
 
+    /// @dev All-ones scalars: their signed-digit forms carry into a 193rd digit.
+    function test_extremeScalars() public view {
+        uint256[4] memory g = _point(G_X, G_Y);
+        uint256[4] memory g3 = _point(G3_X, G3_Y);
+        uint256 max = type(uint192).max;
+        // (2^192 − 1)·G + (2^192 − 1)·G = (2^193 − 2)·G
+        assertTrue(_isO(g, g, max, max, max - 1, 1), "max.G + max.G");
+        assertFalse(_isO(g, g, max, max, max, 1), "off by one");
+        // (2^192 − 1)·G + (2^192 − 1)·3G = (2^194 − 4)·G
+        assertTrue(_isO(g, g3, max, max, max - 3, 3), "max.G + max.3G");
+        // (2^384 − 1)·G = (2^384 − 1 − n)·G
+        assertTrue(_isO(g, g, 0x389cb27e0bc8d220a7e5f24db74f58851313e695333ad68c, 0, max, max), "(2^384 - 1).G");
+        assertFalse(_isO(g, g, 0x389cb27e0bc8d220a7e5f24db74f58851313e695333ad68d, 0, max, max), "(2^384).G");
+    }
+
     function test_isValidPublicKey() public view {
         assertTrue(harness.isValidPublicKey(bytes.concat(G_X, _sub48(P, G_Y))), "-G");
         assertFalse(harness.isValidPublicKey(bytes.concat(G_X, G_X)), "off curve");

@@ -113,6 +113,9 @@ alloy::sol! {
             bytes publicKey;
             bytes userData;
             bytes nonce;
+            bool hasPublicKey;
+            bool hasUserData;
+            bool hasNonce;
         }
 
         event CertificateCached(bytes32 indexed certificateHash, bytes32 indexed parent, uint64 validUntil);

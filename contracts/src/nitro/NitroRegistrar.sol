@@ -45,9 +45,14 @@ contract NitroRegistrar {
         bool debugMode;
         uint64 timestampMs;
         bytes moduleId;
-        bytes publicKey; // empty when the document's public_key is null
-        bytes userData; // empty when null
-        bytes nonce; // empty when null
+        bytes publicKey;
+        bytes userData;
+        bytes nonce;
+        // Whether each optional field is present (false: CBOR null; true with empty bytes: present
+        // and empty).
+        bool hasPublicKey;
+        bool hasUserData;
+        bool hasNonce;
     }
 
     struct CachedCertificate {
@@ -267,6 +272,9 @@ contract NitroRegistrar {
         attestation.publicKey = doc.publicKey;
         attestation.userData = doc.userData;
         attestation.nonce = doc.nonce;
+        attestation.hasPublicKey = doc.hasPublicKey;
+        attestation.hasUserData = doc.hasUserData;
+        attestation.hasNonce = doc.hasNonce;
     }
 
     /// @dev Checks one intermediate CA against its issuer: name link, CA flags, path length and

@@ -14,16 +14,21 @@ pragma solidity ^0.8.28;
 ///
 ///   |v|·(±R) + |z|·(∓Q) + w1·(−G) + w2·(−G') = O
 ///
-/// with one joint 192-bit double-and-add loop (Straus/Shamir) over a 16-entry table. As n is prime
+/// with one joint 192-bit double-and-add loop (Straus/Shamir) over the width-5 signed-digit forms
+/// (wNAF) of the four scalars: about 32 additions per scalar, from tables of the odd multiples
+/// ±P, ±3P, …, ±15P (computed on-chain for ±R and ∓Q, constants for −G and −G'). As n is prime
 /// and v ≠ 0, this holds exactly when R = u1·G + u2·Q, so a wrong hint can only make `verify` fail.
 ///
 /// @dev Field elements are kept as two words `(hi, lo)` = hi·2^256 + lo with hi < 2^128, i.e. any
 /// value below 2^384, not necessarily below p (lazy reduction): every field function accepts and
 /// returns such values, and "is zero" tests for both 0 and p. The multiplication forms the 768-bit
 /// product with the `mulmod(a, b, not(0))` trick and folds it with 2^384 ≡ 2^128 + 2^96 − 2^32 + 1.
-/// Curve points in the loop are Jacobian (X, Y, Z) in memory; table points are affine. Every
-/// exceptional case of the addition (equal points, opposite points, the point at infinity as an
-/// operand or as a table entry) is handled exactly, so the result is right for every input.
+/// Curve points in the loop are Jacobian (X, Y, Z) in memory; table points are affine (odd multiples
+/// k·P with |k| ≤ 15 of points of prime order n, never the point at infinity). Every exceptional
+/// case of the addition (equal points, opposite points, the point at infinity as the accumulator)
+/// is handled exactly, so the result is right for every input. Field subtractions and small
+/// multiples in the doubling are written out inline (generated from `fsub` and `fmulSmall`): the
+/// doubling runs 193 times per verification and the call overhead was a sizeable share of it.
 library P384 {
     // p = 2^384 − 2^128 − 2^96 + 2^32 − 1 (SEC 2 / FIPS 186-4), split as hi·2^256 + lo.
     uint256 private constant P_HI = 0xffffffffffffffffffffffffffffffff;
@@ -384,6 +389,11 @@ library P384 {
         }
     }
 
+    // Odd multiples k·(−G) and k·(−G') for k = 1, 3, …, 15 (x, y as 48 bytes each; G' = 2^192·G),
+    // the constant tables of the signed-digit loop (computed off-line from G).
+    bytes private constant NEG_G_MULTIPLES =
+        hex"aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7c9e821b569d9d390a26167406d6d23d6070be242d765eb831625ceec4a0f473ef59f4e30e2817e6285bce2846f15f1a0077a41d4606ffa1464793c7e5fdc7d98cb9d3910202dcd06bea4f240d3566da6b408bbae5026580d02d7e5c70500c831366a0835f4f3bd7c82f44169fd5603667adf4be37aeea55a0897b3f123eee1523db542931b4a2d6749a0d7a0f5d0e20e11de24a2c251c777573cac5ea025e467f208e51dbff98fc54f6661cbe56583b037882f4a1ca297e60abcdbc3836d84bc705969388bbf06d2f0a7c816f5ff183ad7b4bb88ab2a211773679acc496fe513ce889791f51704cce7bbeb55193e8ec5283c1d7365ce4788f29f8ebf234edffead6fe997fbea5ffa2d58cc9dfa7b1c508b05526f55b9ebb2040f05b48fb6d0e16b8a366f9e1be47745ad102473e96fb8e59e2798128668d62636d32fe242dda8cf27b120cd5870619b99b3263aed10738f0a39a4049bcb3ef1bf29b8b025b78f2216f7291e6fd3bac6cb1ee285fb6e21c388528bfee2b9535c55e4461079118b9d3881ebc749fe29bad3b5acdd3c56866564c2835c3bff39489877ab51264cfc618bc100202ae497d9d25b075399b507099056e27da7b998da1eeec2904816c57fe935ed5837c37456c9fd14892d3f8c4749b66e3afb81d626356f3b55b4ddd8d1b3f3dcb1cf5469977afaabb53a1fc6903b1127203c9c02bc006c0be4ad5cd9ab992aec9c5500ca82a2457fc73a1f44a567ba97b67aea5bafdaf5002ffcc6ab9632bff9f01f873f6267bcd1f0f11c139ee5f441abd99f1baaf1ca1e3b5cbce721e4c74c6760cce79bb1beb850e9b133ae7aa6afb96cd13f79cd641fa87a82988894347c8dde75829bdc5ed9c90bd633b3d13fc8b32b01058cc15c11d813525522a94156fff01c205b21f9f7da7c4e9ca849557a10b6383b4b88701a9606860bead6e618206e9d59e4fb64dac9e9b4e411453b5ee28b650b7b2eeebc8c2040257c72db064d7b50af67a2a773cc08429dc19e0b4c800119c440f7f9e706421279b42a31af8a3e297ddb2987894d10ddeaba065458a4f52d78a628b09aaa03bd53e90c0240fca94cfe1a5fe6e2e0a48809a885cf151ca985063e38352eca09140c5097559119c627a77dd2f03b193773be1a509ee26fabc337f820ca874cdf382a623be1091e0922c4412788de72320efe88525311345523a8c6d13d9055de60e26572c2bff4335e2346b7b4b7f1f105e350c2f561a7e86748b8304a4ee0889f9f5221291483805904dedc49c0c25ac4624a8217c8e8cc4419738eb43dd2f845cc5ec8010e2c6a277499a04bbf5d54eef2b2ec62213b5e93cbc5405556f13d61f76ecf9242343679da9360395ac1259e6285975712ecd984fb6c57005a55911cfa1d5a9a925c5fbcadc9a8f87e6fd9042addde438ae7fe418c5fd943bdd58e4b2d0d57f75a8775011000098538b5829b862f7c46cd22f78e204eb8364d4f3bf0bb783195b6286e8156f101af92ebf0cb0e8cb12c597b29b2cc8f773b62590d253130cd6da3666522e01119eb9d19e8c3a8d4ac6ca5588b5558c94be86415ef4658d9a47617893a764b7341f958af1b2721773174ade385be745834d4f7db6c1be066cdb28dc2de0ea526507247600aed9679fa4cfc614033589beafced0b278afba9b6289a1bf22bc25976cd139fb17e713d19f7b68598ea1c283c8171ab5f0adfb20d327ab44da1d64e78c9326d4775c74646c2572e6ad902d10ca702a86b8e14c4a7b1df79e408530993b6e4ada5a7b4c435f1a731252b8793cd110da1e24598cb671ad4bf782a5139d8787e5aa1d0be0721e722e78b42300c0c95778fb3a10ad3be245cf876e128ef46906881ee09aeb905c03e035e69ab5426c15584bf0f5a4bcbda2886df8e432c83348490f8239e7096a7998cdb50bfa8d9c4ed9024355db1f20ed4d524baf176fd6eb726097fb557aa537d68956272256c2ece57e772e9f78c1e3b322dbc5504206e68132d5b6274bbf4ae28be38f9a6efa42d1912f7010266299e12bd167d9143c061f3941b8968736a8718d77f387c4e2c4eca787b35794e1ff55522d45596a702b2fd91f62f";
+
     /// @notice Whether a·P1 + b·P2 + c·(−G) + d·(−G') is the point at infinity, with G' = 2^192·G.
     /// @dev The core of `verify`, exposed for tests of the curve arithmetic. `io` holds P1 and P2
     /// as affine coordinates (x hi, x lo, y hi, y lo each, as in the field representation) followed
@@ -391,6 +401,7 @@ library P384 {
     /// on the curve with coordinates below p, and every scalar is below 2^192 (higher bits are
     /// ignored). The memory past the free memory pointer is used as scratch space.
     function combinationIsInfinity(uint256[12] memory io) internal view returns (bool isInfinity) {
+        bytes memory consts = NEG_G_MULTIPLES;
         assembly ("memory-safe") {
             // a·b mod p for a, b < 2^384, result < 2^384 (see the library notes).
             function fmul(a1, a0, b1, b0) -> r1, r0 {
@@ -502,22 +513,59 @@ library P384 {
                 r0 := add(r0, mul(t, C))
             }
 
-            // Memory layout from m (scratch past the free memory pointer):
-            //   0x000 accumulator (X, Y, Z: hi, lo words each)
-            //   0x100 + j·0x80   table entry j, affine (x, y)
-            //   0x900 + j·0xc0   table entry j, Jacobian, before normalisation
-            //   0x1500 + k·0x40  prefix products of the Z coordinates
-            //   0x1900           modexp buffer
             // Doubles the Jacobian point at pt (not the point at infinity: this curve has no
-            // point of order 2, so the result is finite too). a = −3 (dbl-2001-b).
+            // point of order 2, so the result is finite too). a = −3 (dbl-2001-b). The blocks are
+            // `fsub` and `fmulSmall` written out inline (see the library notes).
             function dbl(pt) {
                 let x1 := mload(pt)
                 let x0 := mload(add(pt, 0x20))
                 let d1, d0 := fsqr(mload(add(pt, 0x80)), mload(add(pt, 0xa0)))
-                let a1, a0 := fsub(x1, x0, d1, d0)
+                let a1, a0
+                {
+                    let a1_1 := x1
+                    let a0_1 := x0
+                    let b1_1 := d1
+                    let b0_1 := d0
+                    let r1_1
+                    let r0_1
+                    r0_1 := sub(a0_1, b0_1)
+                    r1_1 := sub(sub(a1_1, b1_1), lt(a0_1, b0_1))
+                    if slt(r1_1, 0) {
+                        let t_1 := add(r0_1, P_LO)
+                        r1_1 := add(add(r1_1, P_HI), lt(t_1, r0_1))
+                        r0_1 := t_1
+                        if slt(r1_1, 0) {
+                            t_1 := add(r0_1, P_LO)
+                            r1_1 := add(add(r1_1, P_HI), lt(t_1, r0_1))
+                            r0_1 := t_1
+                        }
+                    }
+                    a1 := r1_1
+                    a0 := r0_1
+                }
                 let b1, b0 := fadd(x1, x0, d1, d0)
                 a1, a0 := fmul(a1, a0, b1, b0)
-                a1, a0 := fmulSmall(a1, a0, 3) // alpha = 3·(X − Z²)·(X + Z²)
+                // alpha = 3·(X − Z²)·(X + Z²)
+                {
+                    let a1_2 := a1
+                    let a0_2 := a0
+                    let k_2 := 3
+                    let r1_2
+                    let r0_2
+                    r0_2 := mul(a0_2, k_2)
+                    let h_2 := mulmod(a0_2, k_2, not(0))
+                    h_2 := sub(sub(h_2, r0_2), lt(h_2, r0_2))
+                    r1_2 := add(mul(a1_2, k_2), h_2)
+                    let t_2 := mul(shr(128, r1_2), C)
+                    r1_2 := and(r1_2, MASK128)
+                    r0_2 := add(r0_2, t_2)
+                    r1_2 := add(r1_2, lt(r0_2, t_2))
+                    t_2 := shr(128, r1_2)
+                    r1_2 := and(r1_2, MASK128)
+                    r0_2 := add(r0_2, mul(t_2, C))
+                    a1 := r1_2
+                    a0 := r0_2
+                }
                 let y1 := mload(add(pt, 0x40))
                 let y0 := mload(add(pt, 0x60))
                 d1, d0 := fmul(y1, y0, mload(add(pt, 0x80)), mload(add(pt, 0xa0)))
@@ -526,17 +574,142 @@ library P384 {
                 mstore(add(pt, 0xa0), d0)
                 y1, y0 := fsqr(y1, y0) // gamma = Y²
                 b1, b0 := fmul(x1, x0, y1, y0)
-                b1, b0 := fmulSmall(b1, b0, 4) // 4·beta = 4·X·gamma
+                // 4·beta = 4·X·gamma
+                {
+                    let a1_3 := b1
+                    let a0_3 := b0
+                    let k_3 := 4
+                    let r1_3
+                    let r0_3
+                    r0_3 := mul(a0_3, k_3)
+                    let h_3 := mulmod(a0_3, k_3, not(0))
+                    h_3 := sub(sub(h_3, r0_3), lt(h_3, r0_3))
+                    r1_3 := add(mul(a1_3, k_3), h_3)
+                    let t_3 := mul(shr(128, r1_3), C)
+                    r1_3 := and(r1_3, MASK128)
+                    r0_3 := add(r0_3, t_3)
+                    r1_3 := add(r1_3, lt(r0_3, t_3))
+                    t_3 := shr(128, r1_3)
+                    r1_3 := and(r1_3, MASK128)
+                    r0_3 := add(r0_3, mul(t_3, C))
+                    b1 := r1_3
+                    b0 := r0_3
+                }
                 x1, x0 := fsqr(a1, a0)
-                x1, x0 := fsub(x1, x0, b1, b0)
-                x1, x0 := fsub(x1, x0, b1, b0) // X3 = alpha² − 8·beta
+                {
+                    let a1_4 := x1
+                    let a0_4 := x0
+                    let b1_4 := b1
+                    let b0_4 := b0
+                    let r1_4
+                    let r0_4
+                    r0_4 := sub(a0_4, b0_4)
+                    r1_4 := sub(sub(a1_4, b1_4), lt(a0_4, b0_4))
+                    if slt(r1_4, 0) {
+                        let t_4 := add(r0_4, P_LO)
+                        r1_4 := add(add(r1_4, P_HI), lt(t_4, r0_4))
+                        r0_4 := t_4
+                        if slt(r1_4, 0) {
+                            t_4 := add(r0_4, P_LO)
+                            r1_4 := add(add(r1_4, P_HI), lt(t_4, r0_4))
+                            r0_4 := t_4
+                        }
+                    }
+                    x1 := r1_4
+                    x0 := r0_4
+                }
+                // X3 = alpha² − 8·beta
+                {
+                    let a1_5 := x1
+                    let a0_5 := x0
+                    let b1_5 := b1
+                    let b0_5 := b0
+                    let r1_5
+                    let r0_5
+                    r0_5 := sub(a0_5, b0_5)
+                    r1_5 := sub(sub(a1_5, b1_5), lt(a0_5, b0_5))
+                    if slt(r1_5, 0) {
+                        let t_5 := add(r0_5, P_LO)
+                        r1_5 := add(add(r1_5, P_HI), lt(t_5, r0_5))
+                        r0_5 := t_5
+                        if slt(r1_5, 0) {
+                            t_5 := add(r0_5, P_LO)
+                            r1_5 := add(add(r1_5, P_HI), lt(t_5, r0_5))
+                            r0_5 := t_5
+                        }
+                    }
+                    x1 := r1_5
+                    x0 := r0_5
+                }
                 mstore(pt, x1)
                 mstore(add(pt, 0x20), x0)
-                b1, b0 := fsub(b1, b0, x1, x0)
+                {
+                    let a1_6 := b1
+                    let a0_6 := b0
+                    let b1_6 := x1
+                    let b0_6 := x0
+                    let r1_6
+                    let r0_6
+                    r0_6 := sub(a0_6, b0_6)
+                    r1_6 := sub(sub(a1_6, b1_6), lt(a0_6, b0_6))
+                    if slt(r1_6, 0) {
+                        let t_6 := add(r0_6, P_LO)
+                        r1_6 := add(add(r1_6, P_HI), lt(t_6, r0_6))
+                        r0_6 := t_6
+                        if slt(r1_6, 0) {
+                            t_6 := add(r0_6, P_LO)
+                            r1_6 := add(add(r1_6, P_HI), lt(t_6, r0_6))
+                            r0_6 := t_6
+                        }
+                    }
+                    b1 := r1_6
+                    b0 := r0_6
+                }
                 a1, a0 := fmul(a1, a0, b1, b0)
                 y1, y0 := fsqr(y1, y0)
-                y1, y0 := fmulSmall(y1, y0, 8)
-                a1, a0 := fsub(a1, a0, y1, y0) // Y3 = alpha·(4·beta − X3) − 8·gamma²
+                {
+                    let a1_7 := y1
+                    let a0_7 := y0
+                    let k_7 := 8
+                    let r1_7
+                    let r0_7
+                    r0_7 := mul(a0_7, k_7)
+                    let h_7 := mulmod(a0_7, k_7, not(0))
+                    h_7 := sub(sub(h_7, r0_7), lt(h_7, r0_7))
+                    r1_7 := add(mul(a1_7, k_7), h_7)
+                    let t_7 := mul(shr(128, r1_7), C)
+                    r1_7 := and(r1_7, MASK128)
+                    r0_7 := add(r0_7, t_7)
+                    r1_7 := add(r1_7, lt(r0_7, t_7))
+                    t_7 := shr(128, r1_7)
+                    r1_7 := and(r1_7, MASK128)
+                    r0_7 := add(r0_7, mul(t_7, C))
+                    y1 := r1_7
+                    y0 := r0_7
+                }
+                // Y3 = alpha·(4·beta − X3) − 8·gamma²
+                {
+                    let a1_8 := a1
+                    let a0_8 := a0
+                    let b1_8 := y1
+                    let b0_8 := y0
+                    let r1_8
+                    let r0_8
+                    r0_8 := sub(a0_8, b0_8)
+                    r1_8 := sub(sub(a1_8, b1_8), lt(a0_8, b0_8))
+                    if slt(r1_8, 0) {
+                        let t_8 := add(r0_8, P_LO)
+                        r1_8 := add(add(r1_8, P_HI), lt(t_8, r0_8))
+                        r0_8 := t_8
+                        if slt(r1_8, 0) {
+                            t_8 := add(r0_8, P_LO)
+                            r1_8 := add(add(r1_8, P_HI), lt(t_8, r0_8))
+                            r0_8 := t_8
+                        }
+                    }
+                    a1 := r1_8
+                    a0 := r0_8
+                }
                 mstore(add(pt, 0x40), a1)
                 mstore(add(pt, 0x60), a0)
             }
@@ -612,58 +785,6 @@ library P384 {
                 r0 := mload(add(mx, 0x10))
             }
 
-            // Builds the table of the 16 combinations T[j] = Σ bit_i(j)·P_i with P1, P2 from points,
-            // P3 = −G, P4 = −G'; returns the mask of entries that are the point at infinity
-            // (bit 0 always set: T[0] is never added).
-            function buildTable(m, points) -> infMask {
-                let tab := add(m, 0x100)
-                let jac := add(m, 0x900)
-                storeAffine(
-                    add(tab, 0x80),
-                    mload(points),
-                    mload(add(points, 0x20)),
-                    mload(add(points, 0x40)),
-                    mload(add(points, 0x60))
-                )
-                storeAffine(
-                    add(tab, 0x100),
-                    mload(add(points, 0x80)),
-                    mload(add(points, 0xa0)),
-                    mload(add(points, 0xc0)),
-                    mload(add(points, 0xe0))
-                )
-                storeAffine(add(tab, 0x200), NEG_G_X_HI, NEG_G_X_LO, NEG_G_Y_HI, NEG_G_Y_LO)
-                storeAffine(add(tab, 0x400), NEG_G2_X_HI, NEG_G2_X_LO, NEG_G2_Y_HI, NEG_G2_Y_LO)
-                storeAffine(add(tab, 0x600), NEG_G3_X_HI, NEG_G3_X_LO, NEG_G3_Y_HI, NEG_G3_Y_LO)
-                infMask := 1
-
-                // T[3] = P1 + P2, then T[j] = T[j & 3] + T[j & 12] for the other nine.
-                let e3 := add(jac, mul(3, 0xc0))
-                toJacobian(e3, add(tab, 0x80))
-                if madd(e3, add(tab, 0x100)) { infMask := or(infMask, 8) }
-                for { let k := 0 } lt(k, 9) { k := add(k, 1) } {
-                    // j in 5, 6, 7, 9, 10, 11, 13, 14, 15
-                    // (byte() counts from the most significant byte of the word.)
-                    let j := byte(add(k, 23), 0x050607090a0b0d0e0f)
-                    let e := add(jac, mul(j, 0xc0))
-                    let low := and(j, 3)
-                    let high := add(tab, shl(7, and(j, 12)))
-                    switch low
-                    case 3 {
-                        switch and(infMask, 8)
-                        case 0 {
-                            mcopy(e, e3, 0xc0)
-                            if madd(e, high) { infMask := or(infMask, shl(j, 1)) }
-                        }
-                        default { toJacobian(e, high) }
-                    }
-                    default {
-                        toJacobian(e, add(tab, shl(7, low)))
-                        if madd(e, high) { infMask := or(infMask, shl(j, 1)) }
-                    }
-                }
-            }
-
             // Converts the Jacobian point at e to affine at q, given zi = 1/Z.
             function toAffine(e, q, zi1, zi0) {
                 let t1, t0 := fsqr(zi1, zi0)
@@ -676,67 +797,156 @@ library P384 {
                 mstore(add(q, 0x60), x0)
             }
 
-            // Normalises the ten Jacobian table entries to affine with one inversion (Montgomery's
-            // trick); entries at infinity are left out.
-            function normalise(m, infMask) {
-                let pre := add(m, 0x1500)
+            // Table entry of multiple k (odd, −15 ≤ k ≤ 15) of scalar slot s: index (k + 15) / 2.
+            // Fills the tables of odd multiples ±P, ±3P, …, ±15P of P1, P2 (computed: 2P by a
+            // doubling made affine, then a chain of mixed additions of 2P, normalised with one
+            // inversion) and of −G, −G' (constants). Returns false if a chain addition gave the
+            // point at infinity, which cannot happen for points of order n (kP = −2P would need
+            // n | k + 2 with k ≤ 13); the caller then fails closed.
+            function buildTables(m, pts, cst) -> ok {
+                let mx := add(m, 0x33c0)
+                // P and 2P (Jacobian; finite: no point of order 2) for P1 and P2.
+                for { let s := 0 } lt(s, 2) { s := add(s, 1) } {
+                    let one := add(add(m, 0x500), shl(11, s))
+                    let pa := add(pts, shl(7, s))
+                    storeAffine(one, mload(pa), mload(add(pa, 0x20)), mload(add(pa, 0x40)), mload(add(pa, 0x60)))
+                    let two := add(add(m, 0x2b80), mul(s, 0xc0))
+                    toJacobian(two, one)
+                    dbl(two)
+                }
+                {
+                    // Both 2P made affine with one inversion, into slot 0 of their tables (overwritten
+                    // by −15P below).
+                    let z1, z0 :=
+                        fmul(mload(add(m, 0x2c00)), mload(add(m, 0x2c20)), mload(add(m, 0x2cc0)), mload(add(m, 0x2ce0)))
+                    z1, z0 := finv(mx, z1, z0)
+                    let i1, i0 := fmul(z1, z0, mload(add(m, 0x2cc0)), mload(add(m, 0x2ce0)))
+                    toAffine(add(m, 0x2b80), add(m, 0x100), i1, i0)
+                    i1, i0 := fmul(z1, z0, mload(add(m, 0x2c00)), mload(add(m, 0x2c20)))
+                    toAffine(add(m, 0x2c40), add(m, 0x900), i1, i0)
+                }
+                for { let s := 0 } lt(s, 2) { s := add(s, 1) } {
+                    let blk := add(add(m, 0x100), shl(11, s))
+                    // 3P, 5P, …, 15P in Jacobian: P + 2P, then + 2P six times.
+                    let prev := add(add(m, 0x2100), mul(mul(s, 7), 0xc0))
+                    toJacobian(prev, add(blk, 0x400))
+                    if madd(prev, blk) { leave }
+                    for { let k := 1 } lt(k, 7) { k := add(k, 1) } {
+                        let e := add(prev, 0xc0)
+                        mcopy(e, prev, 0xc0)
+                        if madd(e, blk) { leave }
+                        prev := e
+                    }
+                }
+                // Montgomery's trick over the 14 Jacobian entries (all finite).
+                let pre := add(m, 0x2d00)
                 let a1 := 0
                 let a0 := 1
-                for { let k := 0 } lt(k, 10) { k := add(k, 1) } {
-                    let j := byte(add(k, 22), 0x03050607090a0b0d0e0f)
-                    if iszero(and(shr(j, infMask), 1)) {
-                        let e := add(add(m, 0x900), mul(j, 0xc0))
-                        a1, a0 := fmul(a1, a0, mload(add(e, 0x80)), mload(add(e, 0xa0)))
-                    }
-                    mstore(add(pre, shl(6, k)), a1)
-                    mstore(add(pre, add(shl(6, k), 0x20)), a0)
+                for { let t := 0 } lt(t, 14) { t := add(t, 1) } {
+                    let e := add(add(m, 0x2100), mul(t, 0xc0))
+                    a1, a0 := fmul(a1, a0, mload(add(e, 0x80)), mload(add(e, 0xa0)))
+                    mstore(add(pre, shl(6, t)), a1)
+                    mstore(add(pre, add(shl(6, t), 0x20)), a0)
                 }
-                a1, a0 := finv(add(m, 0x1900), a1, a0)
-                for { let k := 10 } k {} {
-                    k := sub(k, 1)
-                    let j := byte(add(k, 22), 0x03050607090a0b0d0e0f)
-                    if iszero(and(shr(j, infMask), 1)) {
-                        let e := add(add(m, 0x900), mul(j, 0xc0))
-                        // 1/Z_j = 1/(Z_0···Z_k) · (Z_0···Z_{k−1}); then 1/(Z_0···Z_{k−1}).
-                        let i1 := a1
-                        let i0 := a0
-                        if k {
-                            let p := add(pre, shl(6, sub(k, 1)))
-                            i1, i0 := fmul(a1, a0, mload(p), mload(add(p, 0x20)))
+                a1, a0 := finv(mx, a1, a0)
+                for { let t := 14 } t {} {
+                    t := sub(t, 1)
+                    let e := add(add(m, 0x2100), mul(t, 0xc0))
+                    // 1/Z_t = 1/(Z_0···Z_t) · (Z_0···Z_{t−1}); then 1/(Z_0···Z_{t−1}).
+                    let i1 := a1
+                    let i0 := a0
+                    if t {
+                        let p := add(pre, shl(6, sub(t, 1)))
+                        i1, i0 := fmul(a1, a0, mload(p), mload(add(p, 0x20)))
+                    }
+                    a1, a0 := fmul(a1, a0, mload(add(e, 0x80)), mload(add(e, 0xa0)))
+                    // Entry t is (2·(t mod 7) + 3)·P of slot t / 7: index 9 + t mod 7.
+                    let s := div(t, 7)
+                    toAffine(e, add(add(add(m, 0x100), shl(11, s)), shl(7, add(9, mod(t, 7)))), i1, i0)
+                }
+                // The constant multiples of −G and −G' (48-byte big-endian x, y each).
+                for { let t := 0 } lt(t, 16) { t := add(t, 1) } {
+                    let src := add(add(cst, 0x20), mul(t, 0x60))
+                    storeAffine(
+                        add(add(m, 0x1100), add(shl(11, shr(3, t)), shl(7, add(8, and(t, 7))))),
+                        shr(128, mload(src)),
+                        mload(add(src, 0x10)),
+                        shr(128, mload(add(src, 0x30))),
+                        mload(add(src, 0x40))
+                    )
+                }
+                // Negatives: index 7 − j holds −(index 8 + j).
+                for { let t := 0 } lt(t, 32) { t := add(t, 1) } {
+                    let blk := add(add(m, 0x100), shl(11, shr(3, t)))
+                    let q := add(blk, shl(7, add(8, and(t, 7))))
+                    let y1, y0 := fsub(0, 0, mload(add(q, 0x40)), mload(add(q, 0x60)))
+                    storeAffine(add(blk, shl(7, sub(7, and(t, 7)))), mload(q), mload(add(q, 0x20)), y1, y0)
+                }
+                ok := 1
+            }
+
+            // Width-5 NAF of each scalar (digits odd, |d| ≤ 15, at least four zeros after each
+            // nonzero one), written as bytes: digit i of scalar s at digits + 4·i + s, as
+            // 16·s + index + 2 (0 for a zero digit), so that its table entry is at m + 0x80·byte.
+            // A 192-bit scalar has at most 193 digits.
+            function recode(digits, scalars) {
+                calldatacopy(digits, calldatasize(), 0x320)
+                for { let s := 0 } lt(s, 4) { s := add(s, 1) } {
+                    let k := and(mload(add(scalars, add(0x100, shl(5, s)))), MASK192)
+                    let base := add(shl(4, s), 2)
+                    for { let ptr := add(digits, s) } k {} {
+                        if and(k, 1) {
+                            // Digit d, or d − 32 when d > 15 (then k − digit carries upwards): index
+                            // (digit + 15) / 2.
+                            let d := and(k, 31)
+                            let neg := gt(d, 15)
+                            mstore8(ptr, sub(add(shr(1, add(d, 15)), base), shl(4, neg)))
+                            // k − digit ≡ 0 (mod 32): the next four digits are zero.
+                            k := shr(5, add(sub(k, d), shl(5, neg)))
+                            ptr := add(ptr, 20)
+                            continue
                         }
-                        a1, a0 := fmul(a1, a0, mload(add(e, 0x80)), mload(add(e, 0xa0)))
-                        toAffine(e, add(add(m, 0x100), shl(7, j)), i1, i0)
+                        k := shr(1, k)
+                        ptr := add(ptr, 4)
                     }
                 }
             }
 
             let m := mload(0x40)
-            let infMask := buildTable(m, io)
-            normalise(m, infMask)
-            let a := and(mload(add(io, 0x100)), MASK192)
-            let b := and(mload(add(io, 0x120)), MASK192)
-            let c := and(mload(add(io, 0x140)), MASK192)
-            let d := and(mload(add(io, 0x160)), MASK192)
-            // Joint double-and-add from bit 191 down; the accumulator starts at infinity.
-            isInfinity := 1
-            for { let i := 192 } i {} {
-                i := sub(i, 1)
-                if iszero(isInfinity) { dbl(m) }
-                let j :=
-                    or(
-                        or(and(shr(i, a), 1), shl(1, and(shr(i, b), 1))),
-                        or(shl(2, and(shr(i, c), 1)), shl(3, and(shr(i, d), 1)))
-                    )
-                if iszero(and(shr(j, infMask), 1)) {
-                    let q := add(add(m, 0x100), shl(7, j))
-                    switch isInfinity
-                    case 1 {
-                        toJacobian(m, q)
-                        isInfinity := 0
+            // Memory from m (scratch past the free memory pointer):
+            //   0x0000           accumulator (X, Y, Z: hi, lo words each)
+            //   0x0100 + s·0x800 table of scalar slot s (P1, P2, −G, −G'): 16 affine entries of 0x80
+            //   0x2100 + t·0xc0  the 14 computed multiples, Jacobian, before normalisation
+            //   0x2b80 + s·0xc0  2P1, 2P2, Jacobian
+            //   0x2d00 + t·0x40  prefix products of the Z coordinates
+            //   0x3080           digits (0x320 bytes)
+            //   0x33c0           modexp buffer
+            if buildTables(m, io, consts) {
+                let digits := add(m, 0x3080)
+                recode(digits, io)
+                // Joint double-and-add from digit 192 down; the accumulator starts at infinity.
+                isInfinity := 1
+                for { let i := 193 } i {} {
+                    i := sub(i, 1)
+                    if iszero(isInfinity) { dbl(m) }
+                    let word := mload(add(digits, shl(2, i)))
+                    if shr(224, word) {
+                        for { let s := 0 } lt(s, 4) { s := add(s, 1) } {
+                            let dd := byte(s, word)
+                            if dd {
+                                switch isInfinity
+                                case 1 {
+                                    toJacobian(m, add(m, shl(7, dd)))
+                                    isInfinity := 0
+                                }
+                                default { isInfinity := madd(m, add(m, shl(7, dd))) }
+                            }
+                        }
                     }
-                    default { isInfinity := madd(m, q) }
                 }
             }
+            // Release the copy of the constant tables (allocated at the old free memory pointer).
+            mstore(0x40, consts)
         }
     }
 }
