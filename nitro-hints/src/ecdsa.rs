@@ -18,7 +18,7 @@
 //! | bytes      | content                                                                   |
 //! |------------|---------------------------------------------------------------------------|
 //! | `[0..48)`  | `R.y`                                                                     |
-//! | `[48]`     | flags: [`FLAG_RX_PLUS_N`], [`FLAG_V_NEGATIVE`], [`FLAG_Z_NEGATIVE`]; other bits 0 |
+//! | `[48]`     | flags: [`FLAG_RX_PLUS_N`], [`FLAG_V_NEGATIVE`]; other bits 0 (z ≥ 0)    |
 //! | `[49..73)` | `|v|`                                                                     |
 //! | `[73..97)` | `|z|`                                                                     |
 
@@ -45,9 +45,10 @@ pub const PUBLIC_KEY_LEN: usize = 2 * COORDINATE_LEN;
 pub const FLAG_RX_PLUS_N: u8 = 0x01;
 /// Flag bit: `v` is negative.
 pub const FLAG_V_NEGATIVE: u8 = 0x02;
-/// Flag bit: `z` is negative.
-pub const FLAG_Z_NEGATIVE: u8 = 0x04;
-const KNOWN_FLAGS: u8 = FLAG_RX_PLUS_N | FLAG_V_NEGATIVE | FLAG_Z_NEGATIVE;
+/// Flag bit 2 (`0x04`) once meant "z is negative". The decomposition always gives `z > 0`, and
+/// allowing a negative z made `(−v, −z)` a second valid hint for the same signature, so it is
+/// reserved: with it set (or any other unknown bit) a hint fails. One hint per signature.
+const KNOWN_FLAGS: u8 = FLAG_RX_PLUS_N | FLAG_V_NEGATIVE;
 
 /// Bits in each half scalar (`|v|`, `|z|`, `w1`, `w2`).
 const HALF_BITS: u64 = 192;
@@ -298,7 +299,7 @@ pub fn check_hint(
 
     let negate_if = |scalar: Scalar, flag: u8| if flags & flag != 0 { -scalar } else { scalar };
     let v = negate_if(v_magnitude, FLAG_V_NEGATIVE);
-    let z = negate_if(z_magnitude, FLAG_Z_NEGATIVE);
+    let z = z_magnitude;
     let (u1, u2) = verification_scalars(digest, &r, &s);
     if z != v * u2 {
         return false;
@@ -309,9 +310,8 @@ pub fn check_hint(
     let w1 = half_scalar(&w[COORDINATE_LEN - HALF_LEN..]);
     let w2 = half_scalar(&w[..COORDINATE_LEN - HALF_LEN]);
     let signed_r = negate_if_point(ProjectivePoint::from(point), flags & FLAG_V_NEGATIVE != 0);
-    let signed_q = negate_if_point(ProjectivePoint::from(q), flags & FLAG_Z_NEGATIVE != 0);
     let sum = signed_r * v_magnitude
-        - signed_q * z_magnitude
+        - ProjectivePoint::from(q) * z_magnitude
         - ProjectivePoint::GENERATOR * w1
         - shifted_generator() * w2;
     bool::from(sum.is_identity())
@@ -458,10 +458,11 @@ mod tests {
         let mut zero_v = hint;
         zero_v[V_RANGE].fill(0);
         assert!(!check_hint(&digest, &signature, &public_key, &zero_v));
-        // Negating both v and z keeps z ≡ v·u2 and the final equation: an equivalent hint.
+        // Negating both v and z would keep z ≡ v·u2 and the final equation; the reserved bit
+        // makes that second encoding fail, so a signature has exactly one hint.
         let mut negated = hint;
-        negated[FLAGS_AT] ^= FLAG_V_NEGATIVE | FLAG_Z_NEGATIVE;
-        assert!(check_hint(&digest, &signature, &public_key, &negated));
+        negated[FLAGS_AT] ^= FLAG_V_NEGATIVE | 0x04;
+        assert!(!check_hint(&digest, &signature, &public_key, &negated));
         assert!(!check_hint(
             &digest,
             &signature,

@@ -9,8 +9,9 @@ pragma solidity ^0.8.28;
 ///   hint = R.y (48 bytes) || flags (1 byte) || |v| (24 bytes) || |z| (24 bytes)
 ///
 /// where R is the signature's point (R.x = r, or r + n when flags bit 0 is set), v is small
-/// (1 <= |v| < 2^192), z ≡ v·u2 (mod n) with |z| < 2^192, and flags bits 1 and 2 are the signs of v
-/// and z. With w = v·u1 mod n = w1 + w2·2^192 and G' = 2^192·G, the contract checks
+/// (1 <= |v| < 2^192), z ≡ v·u2 (mod n) with 0 <= z < 2^192, flags bit 1 is the sign of v, and
+/// every other bit is 0 (bit 2, once the sign of z, is reserved: (−v, −z) would be a second hint
+/// for the same signature). With w = v·u1 mod n = w1 + w2·2^192 and G' = 2^192·G, the contract checks
 ///
 ///   |v|·(±R) + |z|·(∓Q) + w1·(−G) + w2·(−G') = O
 ///
@@ -124,13 +125,13 @@ library P384 {
                 ok := and(ok, and(iszero(iszero(or(x1, x0))), or(lt(x1, N_HI), and(eq(x1, N_HI), lt(x0, N_LO)))))
             }
             {
-                // Only the three defined flag bits; v ≠ 0 (|v|, |z| < 2^192 by their size).
+                // Only the two defined flag bits; v ≠ 0 (|v|, |z| < 2^192 by their size).
                 let flags := byte(0, mload(add(hint, 0x50)))
                 mstore(add(sc, 0xc0), flags)
                 let v := shr(64, mload(add(hint, 0x51)))
                 mstore(add(input, 0x100), v)
                 mstore(add(input, 0x120), shr(64, mload(add(hint, 0x69))))
-                ok := and(ok, and(lt(flags, 8), iszero(iszero(v))))
+                ok := and(ok, and(lt(flags, 4), iszero(iszero(v))))
             }
             {
                 // R.x = r, or r + n when flags bit 0 is set; it must be below p.
