@@ -192,7 +192,8 @@ contract NitroRegistrar {
     }
 
     /// @notice Verifies `certificate` as issued by `parent` (the root, or a cached certificate)
-    /// and caches it, so that later documents through it skip its signature. Idempotent.
+    /// and caches it, so that later documents through it skip its signature. Idempotent. Its
+    /// errors name the parent as index 0 and `certificate` as index 1.
     function cacheCertificate(bytes calldata certificate, bytes32 parent, bytes calldata hint)
         external
         returns (bytes32 certificateHash)
