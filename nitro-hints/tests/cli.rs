@@ -4,13 +4,10 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+mod common;
+
 fn document_path() -> PathBuf {
-    std::env::var_os("NITRO_VECTORS_DIR")
-        .map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/nitro"),
-            PathBuf::from,
-        )
-        .join("marlin_aws_2024-12-13.cbor")
+    common::vectors_dir().join("marlin_aws_2024-12-13.cbor")
 }
 
 #[test]

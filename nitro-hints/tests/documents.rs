@@ -10,12 +10,9 @@ use attestation_verifier::parse_document;
 use nitro_hints::document::{DocumentHintError, Signed, document_hints};
 use nitro_hints::ecdsa::HINT_LEN;
 
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("NITRO_VECTORS_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/nitro"),
-        PathBuf::from,
-    )
-}
+mod common;
+
+use common::vectors_dir;
 
 /// The real documents, sorted by file name.
 fn documents() -> Vec<(String, Vec<u8>)> {

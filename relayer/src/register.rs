@@ -92,6 +92,19 @@ pub struct NitroRegistration {
     pub gas_used: u64,
 }
 
+/// The `hints` argument of `NitroRegistrar.verifyAttestation` / `register` for `document`: one
+/// P-384 hint per signature, in the contract's order.
+///
+/// # Errors
+/// [`RelayerError::Usage`] when the document does not verify off-chain (no hints exist for it).
+pub fn nitro_hint_calldata(document: &[u8]) -> Result<Vec<Bytes>, RelayerError> {
+    Ok(nitro_hints::document::document_hints(document)
+        .map_err(|error| RelayerError::Usage(format!("no on-chain hints: {error}")))?
+        .into_iter()
+        .map(|hint| Bytes::copy_from_slice(hint.hint.as_bytes()))
+        .collect())
+}
+
 /// The trustless route (docs/onchain.md, "Nitro route"): submits the enclave's attestation
 /// document itself to `NitroRegistrar`, which verifies it on-chain, with the hints computed
 /// here. Intermediate certificates the registrar has not cached yet are cached first, one
@@ -108,11 +121,7 @@ pub async fn submit_nitro_registration<P: Provider + Clone>(
 ) -> Result<NitroRegistration, RelayerError> {
     let parsed = attestation_verifier::parse_document(document)
         .map_err(|error| RelayerError::Usage(format!("attestation document: {error}")))?;
-    let hints: Vec<Bytes> = nitro_hints::document::document_hints(document)
-        .map_err(|error| RelayerError::Usage(format!("no on-chain hints: {error}")))?
-        .into_iter()
-        .map(|hint| Bytes::copy_from_slice(hint.hint.as_bytes()))
-        .collect();
+    let hints = nitro_hint_calldata(document)?;
     let contract = INitroRegistrar::new(registrar, provider.clone());
 
     let mut cached = Vec::new();

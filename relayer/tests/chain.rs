@@ -734,31 +734,22 @@ async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_en
     // For docs/benchmarks.md: what verification alone costs (the rest of `register` is policy
     // and the registry's record).
     let boot = enclave.server().boot_document();
-    let boot_hints: Vec<Bytes> = nitro_hints::document::document_hints(&boot)
-        .unwrap()
-        .into_iter()
-        .map(|hint| Bytes::copy_from_slice(hint.hint.as_bytes()))
-        .collect();
+    let boot_hints = relayer::register::nitro_hint_calldata(&boot).unwrap();
     let verify_gas = nitro
-        .verifyAttestation(boot.clone().into(), boot_hints)
+        .verifyAttestation(boot.clone().into(), boot_hints.clone())
         .estimate_gas()
         .await
         .unwrap();
     eprintln!("verifyAttestation of the boot document (intermediate cached): {verify_gas} gas");
 
     // A document whose signature was tampered with is refused on-chain.
-    let mut document = enclave.server().boot_document();
+    let mut document = boot;
     let last = document.len() - 1;
     document[last] ^= 1;
-    let hints = nitro_hints::document::document_hints(&enclave.server().boot_document())
-        .unwrap()
-        .into_iter()
-        .map(|hint| Bytes::copy_from_slice(hint.hint.as_bytes()))
-        .collect::<Vec<_>>();
     let reverted = nitro
         .register(
             document.into(),
-            hints,
+            boot_hints,
             chain_time(&operator.provider).await + 3600,
         )
         .call()

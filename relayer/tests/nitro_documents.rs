@@ -5,49 +5,34 @@
 //! the document then verifies from the cache; a tampered document reverts. Gas of every step is
 //! printed (docs/benchmarks.md).
 
-use std::path::PathBuf;
-
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::providers::Provider;
 use attestation_verifier::parse_document;
 use relayer::contracts::INitroRegistrar;
+use relayer::register::nitro_hint_calldata;
 use testkit::chain::{Account, mined};
 use testkit::{Anvil, DeploySettings, Deployment};
 
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("NITRO_VECTORS_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/nitro"),
-        PathBuf::from,
-    )
-}
-
 /// `(file name, bytes, timestamp in seconds)` of every real document, oldest first.
 fn documents() -> Vec<(String, Vec<u8>, u64)> {
-    let mut documents: Vec<(String, Vec<u8>, u64)> = std::fs::read_dir(vectors_dir())
-        .expect("shared/vectors/nitro beside the repository")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "cbor")
-        })
-        .map(|path| {
-            let bytes = std::fs::read(&path).unwrap();
-            let millis = parse_document(&bytes).unwrap().timestamp().as_millis();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, bytes, millis / 1000)
-        })
-        .collect();
+    let mut documents: Vec<(String, Vec<u8>, u64)> =
+        std::fs::read_dir(testkit::nitro_vectors_dir())
+            .expect("shared/vectors/nitro beside the repository")
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "cbor")
+            })
+            .map(|path| {
+                let bytes = std::fs::read(&path).unwrap();
+                let millis = parse_document(&bytes).unwrap().timestamp().as_millis();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, bytes, millis / 1000)
+            })
+            .collect();
     documents.sort_by_key(|(_, _, seconds)| *seconds);
     assert!(documents.len() >= 8, "expected the 8 real documents");
     documents
-}
-
-fn hints_for(document: &[u8]) -> Vec<Bytes> {
-    nitro_hints::document::document_hints(document)
-        .expect("hints for a real document")
-        .into_iter()
-        .map(|hint| Bytes::copy_from_slice(hint.hint.as_bytes()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +57,7 @@ async fn real_documents_verify_on_chain_at_their_own_time() {
             .await
             .expect("evm_mine");
         let parsed = parse_document(bytes).unwrap();
-        let hints = hints_for(bytes);
+        let hints = nitro_hint_calldata(bytes).expect("hints for a real document");
 
         let cold_call = registrar.verifyAttestation(bytes.clone().into(), hints.clone());
         let attestation = cold_call

@@ -124,6 +124,15 @@ pub fn foundry_tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("scripts/install-foundry.sh did not report {name}"))
 }
 
+/// The real AWS Nitro documents (`shared/vectors/nitro/` beside the repository, or
+/// `$NITRO_VECTORS_DIR`): others' test data, read in place.
+pub fn nitro_vectors_dir() -> PathBuf {
+    std::env::var_os("NITRO_VECTORS_DIR").map_or_else(
+        || repo_root().join("../shared/vectors/nitro"),
+        PathBuf::from,
+    )
+}
+
 /// A child process killed (and reaped) on drop, so a failing test leaves nothing running.
 #[derive(Debug)]
 pub struct ChildGuard(pub Child);

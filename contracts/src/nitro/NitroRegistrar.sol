@@ -290,10 +290,7 @@ contract NitroRegistrar {
         if (!cert.isCA) revert NotACertificateAuthority(index);
         if (!cert.keyCertSign) revert MissingKeyCertSign(index);
         if (issuer.remainingPathLength == 0) revert PathLengthExceeded(index);
-        if (!es384.isValidPublicKey(cert.publicKey)) revert CertificateKeyInvalid(index);
-        if (!es384.verify(der, cert.tbsOffset, cert.tbsLength, cert.signature, issuer.publicKey, hint)) {
-            revert CertificateSignatureInvalid(index);
-        }
+        _checkSignedBy(der, cert, index, issuer.publicKey, hint);
         uint64 remaining =
             issuer.remainingPathLength == NO_PATH_LIMIT ? issuer.remainingPathLength : issuer.remainingPathLength - 1;
         // forge-lint: disable-next-line(unsafe-typecast)
@@ -319,18 +316,33 @@ contract NitroRegistrar {
         if (cert.issuerHash != issuer.subjectHash) revert IssuerMismatch(index);
         if (cert.isCA) revert LeafIsCertificateAuthority();
         if (!cert.digitalSignature) revert LeafMissingDigitalSignature();
-        if (!es384.isValidPublicKey(cert.publicKey)) revert CertificateKeyInvalid(index);
-        if (!es384.verify(der, cert.tbsOffset, cert.tbsLength, cert.signature, issuer.publicKey, hint)) {
-            revert CertificateSignatureInvalid(index);
-        }
-        if (block.timestamp < cert.notBefore) revert CertificateNotYetValid(index, cert.notBefore, block.timestamp);
-        if (block.timestamp > cert.notAfter) revert CertificateExpired(index, cert.notAfter, block.timestamp);
+        _checkSignedBy(der, cert, index, issuer.publicKey, hint);
+        _checkValidity(index, cert.notBefore, cert.notAfter);
         return cert.publicKey;
     }
 
+    /// @dev The certificate's own key is a P-384 point (as the Rust verifier's key parsing
+    /// requires), and its issuer's key signed it.
+    function _checkSignedBy(
+        bytes memory der,
+        X509.Certificate memory cert,
+        uint256 index,
+        bytes memory issuerKey,
+        bytes calldata hint
+    ) private view {
+        if (!es384.isValidPublicKey(cert.publicKey)) revert CertificateKeyInvalid(index);
+        if (!es384.verify(der, cert.tbsOffset, cert.tbsLength, cert.signature, issuerKey, hint)) {
+            revert CertificateSignatureInvalid(index);
+        }
+    }
+
     function _checkWindow(Link memory link, uint256 index) private view {
-        if (block.timestamp < link.validFrom) revert CertificateNotYetValid(index, link.validFrom, block.timestamp);
-        if (block.timestamp > link.validUntil) revert CertificateExpired(index, link.validUntil, block.timestamp);
+        _checkValidity(index, link.validFrom, link.validUntil);
+    }
+
+    function _checkValidity(uint256 index, uint64 validFrom, uint64 validUntil) private view {
+        if (block.timestamp < validFrom) revert CertificateNotYetValid(index, validFrom, block.timestamp);
+        if (block.timestamp > validUntil) revert CertificateExpired(index, validUntil, block.timestamp);
     }
 
     /// @dev The root (from immutables) or a cached certificate; an empty link when unknown.
