@@ -5,17 +5,8 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
-use common::{Behaviour, ProxyProcess, TestBackend, WAIT, connect, ping};
-
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use common::{Behaviour, ProxyProcess, TestBackend, connect, ping, wait_until};
 
 async fn echo_through(proxy: &ProxyProcess, payload: &[u8]) {
     ping(&mut connect(proxy).await, payload).await;

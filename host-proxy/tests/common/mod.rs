@@ -16,6 +16,15 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Upper bound on any single wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Waits until `condition` holds, polling every 20 ms, failing after [`WAIT`].
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A running `host-proxy` process, killed on drop.
 pub struct ProxyProcess {
     child: Child,
@@ -239,11 +248,14 @@ impl TestBackend {
                             let Ok((stream, _)) = accepted_stream else { continue };
                             accepted.fetch_add(1, Ordering::SeqCst);
                             let behaviour = behaviour.clone();
-                            let open = Arc::clone(&open);
+                            // Counted from the accept until the stream is dropped, also when
+                            // the task is aborted (even before its first poll): `kill` waits
+                            // for zero.
+                            open.fetch_add(1, Ordering::SeqCst);
+                            let guard = OpenGuard(Arc::clone(&open));
                             connections.spawn(async move {
-                                open.fetch_add(1, Ordering::SeqCst);
+                                let _guard = guard;
                                 let _ = handle(stream, behaviour).await;
-                                open.fetch_sub(1, Ordering::SeqCst);
                             });
                         }
                         Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -270,6 +282,22 @@ impl TestBackend {
             task.abort();
             let _ = task.await;
         }
+        // Aborting the connection tasks only schedules their cancellation: wait until every
+        // stream is really closed, so that the proxy sees the FIN before the test goes on.
+        let open = Arc::clone(&self.open);
+        wait_until("the killed backend's connections to close", || {
+            open.load(Ordering::SeqCst) == 0
+        })
+        .await;
+    }
+}
+
+/// Decrements a backend's open-connection count when its connection future is dropped.
+struct OpenGuard(Arc<AtomicU64>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
