@@ -12,8 +12,16 @@
 //! - CPU time the forwarder spends per connection (from `/proc/<pid>/stat`), which depends far
 //!   less on other load on the machine than the latencies do.
 //!
+//! The forwarders run on their own CPUs (the upper half of those this process may use), the
+//! bench client and backend on the rest, as in a deployment: the client is on another machine
+//! and the enclave has CPUs of its own, so the proxy does not compete with either for a CPU.
+//! `FORWARD_BENCH_PIN=0` runs everything on all CPUs instead.
+//!
 //! Environment: `FORWARD_BENCH_ROUNDS` (default 3; the median round is reported),
-//! `FORWARD_BENCH_PROXY_ARGS` (extra host-proxy arguments, e.g. `--threads 1`).
+//! `FORWARD_BENCH_PROXY_ARGS` (extra host-proxy arguments, e.g. `--threads 1`; without a
+//! `--preconnect` of its own the proxy gets `--preconnect 2`, as `deploy/host-proxy` sets it),
+//! `FORWARD_BENCH_STREAM_MIB` (default 1024: the bytes each throughput measure sends),
+//! `FORWARD_BENCH_PIN` (default 1).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -38,9 +46,17 @@ fn main() {
         .and_then(|text| text.parse().ok())
         .unwrap_or(3)
         .max(1);
+    let stream_bytes = std::env::var("FORWARD_BENCH_STREAM_MIB")
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .map_or(STREAM_BYTES, |mib| mib.max(1) << 20);
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    // Before any thread starts, so that the backend's threads inherit the pinning.
+    let pinning = pin();
     let backend = start_backend();
-    let mut proxy = start_host_proxy(backend);
-    let Some(mut socat) = start_socat(backend) else {
+    let forwarder_cpus = pinning.as_ref().map(|pinning| pinning.forwarders.as_str());
+    let mut proxy = start_host_proxy(backend, forwarder_cpus);
+    let Some(mut socat) = start_socat(backend, forwarder_cpus) else {
         eprintln!("socat is not installed (apt-get install socat): nothing to compare with");
         std::process::exit(1);
     };
@@ -51,8 +67,16 @@ fn main() {
     ];
     println!(
         "host-proxy vs socat, loopback, {} CPUs, {rounds} rounds (median reported)",
-        std::thread::available_parallelism().map_or(0, usize::from)
+        cpus
     );
+    match &pinning {
+        Some(Pinning { bench, forwarders }) => println!(
+            "pinned: bench client and backend on CPUs {bench}, forwarders on CPUs {forwarders} \
+             (FORWARD_BENCH_PIN=0 to share all CPUs)"
+        ),
+        None => println!("not pinned: the forwarders share every CPU with the client and backend"),
+    }
+    println!("host-proxy arguments: {}", proxy_arguments().join(" "));
 
     let mut single = Vec::new();
     let mut parallel = Vec::new();
@@ -61,9 +85,9 @@ fn main() {
     let mut cpu_per_connection = Vec::new();
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
-        single.push(paths.map(|(_, address)| sink_throughput(address, 1, STREAM_BYTES)));
+        single.push(paths.map(|(_, address)| sink_throughput(address, 1, stream_bytes)));
         parallel.push(paths.map(|(_, address)| {
-            sink_throughput(address, PARALLEL_STREAMS, STREAM_BYTES / PARALLEL_STREAMS)
+            sink_throughput(address, PARALLEL_STREAMS, stream_bytes / PARALLEL_STREAMS)
         }));
         let cpu_before = [cpu_seconds(proxy.child.id()), cpu_seconds(socat.child.id())];
         per_connection.push(connection_latencies(&paths.map(|(_, address)| address)));
@@ -78,10 +102,12 @@ fn main() {
 
     println!();
     println!("throughput (MB/s, 1 MB = 10^6 bytes), into a sink:");
-    for (label, runs) in [
-        ("1 stream x 1 GiB", &single),
-        ("4 streams x 256 MiB", &parallel),
-    ] {
+    let single_label = format!("1 stream x {} MiB", stream_bytes >> 20);
+    let parallel_label = format!(
+        "{PARALLEL_STREAMS} streams x {} MiB",
+        (stream_bytes / PARALLEL_STREAMS) >> 20
+    );
+    for (label, runs) in [(&single_label, &single), (&parallel_label, &parallel)] {
         let median = |index: usize| median(runs.iter().map(|run| run[index]).collect());
         let (direct, ours, socat) = (median(0), median(1), median(2));
         println!(
@@ -181,8 +207,91 @@ impl Drop for Forwarder {
     }
 }
 
-fn start_host_proxy(backend: SocketAddr) -> Forwarder {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_host-proxy"))
+/// CPU lists (as `taskset -c` takes them) for the bench process and for the forwarders.
+struct Pinning {
+    bench: String,
+    forwarders: String,
+}
+
+/// Pins this process to the lower half of its allowed CPUs and returns the upper half for the
+/// forwarders; `None` (nothing pinned) with fewer than 2 CPUs, without `taskset`, or with
+/// `FORWARD_BENCH_PIN=0`.
+fn pin() -> Option<Pinning> {
+    if std::env::var("FORWARD_BENCH_PIN").is_ok_and(|value| value == "0") {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let allowed = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut cpus = Vec::new();
+    for part in allowed.split(',') {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(first.parse::<usize>().ok()?..=last.parse::<usize>().ok()?);
+    }
+    if cpus.len() < 2 {
+        return None;
+    }
+    let list = |cpus: &[usize]| {
+        cpus.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (bench, forwarders) = cpus.split_at(cpus.len() - cpus.len() / 2);
+    let pinning = Pinning {
+        bench: list(bench),
+        forwarders: list(forwarders),
+    };
+    let pinned = Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &pinning.bench,
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !pinned {
+        eprintln!("taskset failed: running unpinned");
+        return None;
+    }
+    Some(pinning)
+}
+
+/// The host-proxy arguments beyond listen, backend, log level and limit.
+fn proxy_arguments() -> Vec<String> {
+    let mut arguments: Vec<String> = std::env::var("FORWARD_BENCH_PROXY_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !arguments
+        .iter()
+        .any(|argument| argument == "--preconnect" || argument.starts_with("--preconnect="))
+    {
+        arguments.extend(["--preconnect".to_owned(), "2".to_owned()]);
+    }
+    arguments
+}
+
+/// A command for `program`, under `taskset -c cpus` when given.
+fn command_on(cpus: Option<&str>, program: &str) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpus, program]);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+fn start_host_proxy(backend: SocketAddr, cpus: Option<&str>) -> Forwarder {
+    let mut child = command_on(cpus, env!("CARGO_BIN_EXE_host-proxy"))
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -193,11 +302,7 @@ fn start_host_proxy(backend: SocketAddr) -> Forwarder {
             "--max-connections",
             "10000",
         ])
-        .args(
-            std::env::var("FORWARD_BENCH_PROXY_ARGS")
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
+        .args(proxy_arguments())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -221,12 +326,20 @@ fn start_host_proxy(backend: SocketAddr) -> Forwarder {
     Forwarder { child, address }
 }
 
-fn start_socat(backend: SocketAddr) -> Option<Forwarder> {
+fn start_socat(backend: SocketAddr, cpus: Option<&str>) -> Option<Forwarder> {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("free port")
         .port();
-    let child = Command::new("socat")
+    let installed = Command::new("socat")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !installed {
+        return None;
+    }
+    let child = command_on(cpus, "socat")
         .args([
             format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay,backlog=1024"),
             format!("TCP:{backend},nodelay"),

@@ -18,8 +18,11 @@ pub const MIN_BUFFER_BYTES: usize = 1024;
 pub const MAX_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 /// Largest connection limit (far above what one instance's file descriptors allow).
 pub const MAX_CONNECTIONS_CEILING: usize = 1_000_000;
-/// Most pre-connected streams per backend (each holds an enclave connection while unused).
+/// Most pre-connected streams per backend and worker thread (each holds an enclave
+/// connection while unused).
 pub const MAX_PRECONNECT: usize = 64;
+/// Most worker threads.
+pub const MAX_THREADS: usize = 1024;
 /// Longest a pre-connected stream may wait: the enclave closes a silent connection after its
 /// handshake timeout (10 s by default), and the client needs that time for its handshake.
 pub const MAX_PRECONNECT_AGE: Duration = Duration::from_secs(5);
@@ -63,14 +66,18 @@ pub struct ProxyConfig {
     pub buffer_bytes: usize,
     /// On SIGTERM or Ctrl-C: how long open connections may finish before the proxy exits.
     pub drain_timeout: Duration,
-    /// Connections per backend opened ahead of clients (0: none), so that a client is relayed
-    /// without waiting for a backend connect.
+    /// Connections per backend and worker thread opened ahead of clients (0: none), so that a
+    /// client is relayed without waiting for a backend connect.
     pub preconnect: usize,
     /// A pre-connected stream older than this is closed unused; keep it well below the
     /// enclave's handshake timeout (10 s by default), which counts from the backend's accept.
     pub preconnect_max_age: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// Worker threads, each with its own event loop and its own listening socket on `listen`
+    /// (`SO_REUSEPORT` when more than one), so that a connection is accepted, relayed and
+    /// closed on one thread without waking another.
+    pub threads: usize,
 }
 
 impl fmt::Display for ProxyConfig {
@@ -81,7 +88,7 @@ impl fmt::Display for ProxyConfig {
             "listen={} backends=[{}] metrics={} max_connections={} connect_timeout={:?} \
              idle_timeout={:?} health_interval={:?} health_timeout={:?} healthy_after={} \
              unhealthy_after={} buffer_bytes={} drain_timeout={:?} preconnect={} \
-             preconnect_max_age={:?}",
+             preconnect_max_age={:?} threads={}",
             self.listen,
             backends.join(","),
             self.metrics
@@ -97,6 +104,7 @@ impl fmt::Display for ProxyConfig {
             self.drain_timeout,
             self.preconnect,
             self.preconnect_max_age,
+            self.threads,
         )
     }
 }
@@ -136,6 +144,8 @@ pub struct ConfigLayer {
     pub preconnect: Option<usize>,
     /// See [`ProxyConfig::preconnect_max_age`].
     pub preconnect_max_age: Option<DurationSetting>,
+    /// See [`ProxyConfig::threads`]; the default is the number of CPUs this process may use.
+    pub threads: Option<usize>,
 }
 
 /// A duration written as a number and a unit: `250ms`, `2s`, `5m`, `1h`.
@@ -232,6 +242,12 @@ pub enum ConfigError {
         /// The value given.
         value: usize,
     },
+    /// More worker threads than [`MAX_THREADS`].
+    #[error("threads {value} must be at most {MAX_THREADS}")]
+    TooManyThreads {
+        /// The value given.
+        value: usize,
+    },
     /// More pre-connected streams per backend than [`MAX_PRECONNECT`].
     #[error("preconnect {value} must be at most {MAX_PRECONNECT}")]
     TooManyPreconnected {
@@ -299,6 +315,7 @@ impl ConfigLayer {
             log_format: over.log_format.or(self.log_format),
             preconnect: over.preconnect.or(self.preconnect),
             preconnect_max_age: over.preconnect_max_age.or(self.preconnect_max_age),
+            threads: over.threads.or(self.threads),
         }
     }
 
@@ -361,6 +378,15 @@ impl ConfigLayer {
                 value: preconnect_max_age,
             });
         }
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        if threads == 0 {
+            return Err(ConfigError::Zero { setting: "threads" });
+        }
+        if threads > MAX_THREADS {
+            return Err(ConfigError::TooManyThreads { value: threads });
+        }
         let buffer_bytes = self.buffer_bytes.unwrap_or(64 * 1024);
         if !(MIN_BUFFER_BYTES..=MAX_BUFFER_BYTES).contains(&buffer_bytes) {
             return Err(ConfigError::BufferSize {
@@ -395,6 +421,7 @@ impl ConfigLayer {
             log_format: self.log_format.unwrap_or_default(),
             preconnect,
             preconnect_max_age,
+            threads,
         })
     }
 }
@@ -586,6 +613,26 @@ mod tests {
             (resolved.preconnect, resolved.preconnect_max_age),
             (0, Duration::from_secs(2))
         );
+        assert_eq!(
+            resolved.threads,
+            std::thread::available_parallelism().map_or(1, usize::from)
+        );
+        assert!(matches!(
+            ConfigLayer {
+                threads: Some(0),
+                ..base.clone()
+            }
+            .resolve(),
+            Err(ConfigError::Zero { setting: "threads" })
+        ));
+        assert!(matches!(
+            ConfigLayer {
+                threads: Some(MAX_THREADS + 1),
+                ..base.clone()
+            }
+            .resolve(),
+            Err(ConfigError::TooManyThreads { .. })
+        ));
         assert!(matches!(
             ConfigLayer {
                 idle_timeout: Some(DurationSetting(Duration::ZERO)),

@@ -56,8 +56,8 @@ struct Cli {
     /// On SIGTERM or Ctrl-C, time open connections get to finish [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     drain_timeout: Option<DurationSetting>,
-    /// Connections per backend opened ahead of clients, so a client does not wait for a
-    /// backend connect (0: none) [default: 0].
+    /// Connections per backend and worker thread opened ahead of clients, so a client does
+    /// not wait for a backend connect (0: none) [default: 0].
     #[arg(long, value_name = "N")]
     preconnect: Option<usize>,
     /// Close a pre-connected stream unused after this long; keep it well below the enclave's
@@ -70,7 +70,8 @@ struct Cli {
     /// Most verbose log level: error, warn, info, debug (one line per connection), trace.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log_level: tracing::Level,
-    /// Number of worker threads [default: the number of CPUs].
+    /// Worker threads, each with its own event loop and listening socket [default: the
+    /// number of CPUs this process may use].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 }
@@ -99,6 +100,7 @@ impl Cli {
             log_format: self.log_format,
             preconnect: self.preconnect,
             preconnect_max_age: self.preconnect_max_age,
+            threads: self.threads,
         }
     }
 }
@@ -113,16 +115,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_format, cli.log_level);
-    if cli.threads == Some(0) {
-        eprintln!("host-proxy: --threads must be greater than zero");
-        return ExitCode::from(2);
-    }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(threads) = cli.threads {
-        runtime.worker_threads(threads);
-    }
-    let runtime = match runtime.build() {
+    // Worker 0 runs on this thread; the proxy starts the other workers' threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("host-proxy: cannot start the runtime: {error}");
@@ -146,8 +143,13 @@ fn main() -> ExitCode {
         let _ = writeln!(stdout, "ready");
         let _ = stdout.flush();
         drop(stdout);
-        proxy.run(shutdown_signal()).await;
-        ExitCode::SUCCESS
+        match proxy.run(shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("host-proxy: {error}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

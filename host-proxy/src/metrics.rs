@@ -286,7 +286,7 @@ mod tests {
             .iter()
             .map(|text| text.parse().expect("addr"))
             .collect();
-        let pool = Pool::new(&addresses);
+        let pool = Pool::new(&addresses, 1);
         pool.eject_after_connect_failure(&pool.backends()[1]);
         let _lease = pool.lease(&[]).expect("backend 0 is up");
         let metrics = ProxyMetrics::default();

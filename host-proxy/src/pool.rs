@@ -21,6 +21,17 @@ struct WarmConnection {
     stream: BackendStream,
 }
 
+/// One worker's pre-connected streams to one backend. Each worker thread keeps its own: a
+/// stream is registered with the event loop of the thread that opened it, and relaying it on
+/// another thread would wake that thread for every read.
+#[derive(Debug, Default)]
+struct WarmStreams {
+    /// Oldest first.
+    streams: Mutex<VecDeque<WarmConnection>>,
+    /// Wakes the worker's [`keep_warm`] task when a stream was taken.
+    taken: Notify,
+}
+
 /// One backend and its live counters.
 #[derive(Debug)]
 pub struct Backend {
@@ -43,14 +54,12 @@ pub struct Backend {
     pub(crate) bytes_from_backend_total: AtomicU64,
     /// Client connections that got a pre-connected backend stream (no connect on their path).
     pub(crate) preconnected_used_total: AtomicU64,
-    /// Pre-connected streams, oldest first.
-    warm: Mutex<VecDeque<WarmConnection>>,
-    /// Wakes the backend's [`keep_warm`] task when a pre-connected stream was taken.
-    warm_taken: Notify,
+    /// Pre-connected streams, one set per worker thread.
+    warm: Box<[WarmStreams]>,
 }
 
 impl Backend {
-    fn new(address: BackendAddress) -> Self {
+    fn new(address: BackendAddress, workers: usize) -> Self {
         Self {
             address,
             // Unknown counts as up until the first check or connect says otherwise; a
@@ -66,42 +75,44 @@ impl Backend {
             bytes_to_backend_total: AtomicU64::new(0),
             bytes_from_backend_total: AtomicU64::new(0),
             preconnected_used_total: AtomicU64::new(0),
-            warm: Mutex::new(VecDeque::new()),
-            warm_taken: Notify::new(),
+            warm: (0..workers.max(1))
+                .map(|_| WarmStreams::default())
+                .collect(),
         }
     }
 
-    /// The newest pre-connected stream opened less than `max_age` ago that is still open and
-    /// has not spoken (a TLS server never speaks first); stale or closed ones are dropped.
-    pub fn take_preconnected(&self, max_age: Duration) -> Option<BackendStream> {
-        let mut warm = self.warm.lock().unwrap_or_else(PoisonError::into_inner);
+    /// The newest stream that `worker` pre-connected less than `max_age` ago and that is still
+    /// open and has not spoken (a TLS server never speaks first); stale or closed ones are
+    /// dropped.
+    pub fn take_preconnected(&self, worker: usize, max_age: Duration) -> Option<BackendStream> {
+        let warm = self.warm.get(worker)?;
+        let mut streams = warm.streams.lock().unwrap_or_else(PoisonError::into_inner);
         let mut taken = None;
-        while let Some(connection) = warm.pop_back() {
+        while let Some(connection) = streams.pop_back() {
             if connection.opened.elapsed() < max_age && connection.stream.is_open_and_silent() {
                 taken = Some(connection.stream);
                 break;
             }
         }
-        drop(warm);
+        drop(streams);
         if taken.is_some() {
             self.preconnected_used_total.fetch_add(1, Ordering::Relaxed);
         }
-        self.warm_taken.notify_one();
+        warm.taken.notify_one();
         taken
     }
 
-    /// Pre-connected streams held now.
+    /// Pre-connected streams held now, all workers together.
     pub fn preconnected(&self) -> usize {
         self.warm
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// Drops the pre-connected streams opened `max_age` ago or earlier (all with `ZERO`).
-    fn drop_preconnected_older_than(&self, max_age: Duration) {
-        let mut warm = self.warm.lock().unwrap_or_else(PoisonError::into_inner);
-        warm.retain(|connection| connection.opened.elapsed() < max_age);
+            .iter()
+            .map(|warm| {
+                warm.streams
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len()
+            })
+            .sum()
     }
 
     /// The backend's address.
@@ -155,12 +166,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool of these backends, all presumed up.
-    pub fn new(addresses: &[BackendAddress]) -> Self {
+    /// A pool of these backends, all presumed up, served by `workers` worker threads (each
+    /// keeps its own pre-connected streams).
+    pub fn new(addresses: &[BackendAddress], workers: usize) -> Self {
         Self {
             backends: addresses
                 .iter()
-                .map(|address| Arc::new(Backend::new(*address)))
+                .map(|address| Arc::new(Backend::new(*address, workers)))
                 .collect(),
             choice: Mutex::new(0),
         }
@@ -326,32 +338,40 @@ pub async fn check_forever(
     }
 }
 
-/// Keeps up to `count` connections to `backend` open ahead of clients, so that a client's
-/// connection is relayed at once instead of waiting for a backend connect (the larger part of
-/// the latency the proxy adds per connection). Each is used at most once, only while younger
-/// than `max_age` (keep it well below the enclave's handshake timeout, which closes silent
-/// connections) and while it is still open. Nothing is kept for a backend out of the pool;
-/// failed connects only pause this task (the health checks decide about the backend).
+/// Keeps up to `count` connections to `backend` open ahead of the clients of one worker
+/// thread, so that a client's connection is relayed at once instead of waiting for a backend
+/// connect. Run it on that worker's event loop. Each stream is used at most once, only while
+/// younger than `max_age` (keep it well below the enclave's handshake timeout, which closes
+/// silent connections) and while it is still open. Nothing is kept for a backend out of the
+/// pool; failed connects only pause this task (the health checks decide about the backend).
 pub async fn keep_warm(
     backend: Arc<Backend>,
+    worker: usize,
     count: usize,
     max_age: Duration,
     connect_timeout: Duration,
 ) {
+    let Some(warm) = backend.warm.get(worker) else {
+        return;
+    };
     let pause = (max_age / 4).max(Duration::from_millis(10));
     loop {
-        if backend.is_healthy() {
-            backend.drop_preconnected_older_than(max_age);
-        } else {
-            backend.drop_preconnected_older_than(Duration::ZERO);
-        }
+        let kept = {
+            let mut streams = warm.streams.lock().unwrap_or_else(PoisonError::into_inner);
+            let max_age = if backend.is_healthy() {
+                max_age
+            } else {
+                Duration::ZERO
+            };
+            streams.retain(|connection| connection.opened.elapsed() < max_age);
+            streams.len()
+        };
         if backend.is_healthy()
-            && backend.preconnected() < count
+            && kept < count
             && let Ok(Ok(stream)) =
                 tokio::time::timeout(connect_timeout, backend.address.connect()).await
         {
-            backend
-                .warm
+            warm.streams
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push_back(WarmConnection {
@@ -362,7 +382,7 @@ pub async fn keep_warm(
         }
         // Until a stream is taken, or the oldest may have aged out.
         tokio::select! {
-            () = backend.warm_taken.notified() => {}
+            () = warm.taken.notified() => {}
             () = tokio::time::sleep(pause) => {}
         }
     }
@@ -376,7 +396,7 @@ mod tests {
         let addresses: Vec<BackendAddress> = (1..=count)
             .map(|port| format!("tcp:127.0.0.1:{port}").parse().expect("addr"))
             .collect();
-        Pool::new(&addresses)
+        Pool::new(&addresses, 1)
     }
 
     fn refused() -> Result<(), HealthCheckError> {

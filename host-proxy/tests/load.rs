@@ -52,6 +52,9 @@ async fn thousands_of_short_connections_and_long_streams_at_once() {
         "1024",
         "--buffer-bytes",
         &buffer,
+        // Several workers share the load (and the connection limit).
+        "--threads",
+        "3",
     ]);
     let address = proxy.address;
     let baseline_kib = proxy.rss_kib();

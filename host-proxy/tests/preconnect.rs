@@ -15,6 +15,7 @@ async fn echo_through(proxy: &ProxyProcess, payload: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_is_relayed_over_a_stream_opened_ahead_of_it() {
     let backend = TestBackend::start(Behaviour::Echo).await;
+    // Two workers, each keeping its own two streams.
     let proxy = ProxyProcess::start(&[
         "--backend",
         &backend.backend_arg(),
@@ -22,6 +23,8 @@ async fn a_client_is_relayed_over_a_stream_opened_ahead_of_it() {
         "2",
         "--preconnect-max-age",
         "5s",
+        "--threads",
+        "2",
     ]);
     let warm = format!(
         "host_proxy_backend_preconnected{{backend=\"{}\"}}",
@@ -31,11 +34,11 @@ async fn a_client_is_relayed_over_a_stream_opened_ahead_of_it() {
         "host_proxy_backend_preconnected_used_total{{backend=\"{}\"}}",
         backend.backend_arg()
     );
-    proxy.wait_for_metric(&warm, 2).await;
+    proxy.wait_for_metric(&warm, 4).await;
     echo_through(&proxy, b"over a warm stream").await;
     assert_eq!(proxy.metric(&used), 1);
     // The used stream is replaced.
-    proxy.wait_for_metric(&warm, 2).await;
+    proxy.wait_for_metric(&warm, 4).await;
     echo_through(&proxy, b"and again").await;
     assert_eq!(proxy.metric(&used), 2);
 }
@@ -50,6 +53,9 @@ async fn stale_and_closed_streams_are_never_used() {
         "1",
         "--preconnect-max-age",
         "200ms",
+        // One worker: the counts below are one worker's streams.
+        "--threads",
+        "1",
         // Health checks (connects too) out of the way of the count below.
         "--health-interval",
         "1h",

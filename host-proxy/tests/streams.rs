@@ -400,6 +400,17 @@ fn bad_command_lines_exit_with_a_clear_message() {
             ],
             "cannot read configuration file",
         ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--backend",
+                "tcp:127.0.0.1:9000",
+                "--threads",
+                "0",
+            ],
+            "threads must be greater than zero",
+        ),
     ];
     for (args, expected) in cases {
         let (code, stderr) = run_cli(args);
@@ -422,17 +433,55 @@ fn bad_command_lines_exit_with_a_clear_message() {
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }
 
+#[test]
+fn a_port_in_use_is_refused_whatever_the_thread_count() {
+    // Several workers share their port through SO_REUSEPORT; a socket that did not opt in
+    // (here, another program's listener) still keeps the port to itself.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("addr").to_string();
+    for threads in ["1", "3"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_host-proxy"))
+            .args([
+                "--listen",
+                &address,
+                "--backend",
+                "tcp:127.0.0.1:9000",
+                "--threads",
+                threads,
+            ])
+            .output()
+            .expect("run host-proxy");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "{threads} threads: started anyway"
+        );
+        assert!(
+            stderr.contains(&format!("cannot listen on {address}")),
+            "{threads} threads: {stderr}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_accepting_and_lets_open_connections_finish() {
     let backend = TestBackend::start(Behaviour::Echo).await;
+    // Several workers, and enough connections that some land on each (their listeners share
+    // the port; the kernel spreads connections by address hash).
     let mut proxy = ProxyProcess::start(&[
         "--backend",
         &backend.backend_arg(),
         "--drain-timeout",
         "20s",
+        "--threads",
+        "4",
     ]);
-    let mut open = connect(&proxy).await;
-    ping(&mut open, b"before").await;
+    let mut open = Vec::new();
+    for index in 0..8 {
+        let mut stream = connect(&proxy).await;
+        ping(&mut stream, format!("before {index}").as_bytes()).await;
+        open.push(stream);
+    }
     let status = Command::new("kill")
         .args(["-TERM", &proxy.pid().to_string()])
         .status()
@@ -448,13 +497,18 @@ async fn sigterm_stops_accepting_and_lets_open_connections_finish() {
         assert!(std::time::Instant::now() < deadline, "listener still open");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The open connection keeps working during the drain, and the proxy exits once it ends.
-    ping(&mut open, b"during drain").await;
+    // The open connections keep working during the drain, and the proxy exits once they end.
+    for (index, stream) in open.iter_mut().enumerate() {
+        ping(stream, format!("during drain {index}").as_bytes()).await;
+    }
+    let mut last = open.pop().expect("a connection");
+    drop(open);
+    ping(&mut last, b"the last one still works").await;
     assert!(
         proxy.child_mut().try_wait().expect("wait").is_none(),
         "exited while a connection was open"
     );
-    drop(open);
+    drop(last);
     let deadline = std::time::Instant::now() + WAIT;
     let exit = loop {
         if let Some(exit) = proxy.child_mut().try_wait().expect("wait") {
