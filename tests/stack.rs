@@ -241,5 +241,8 @@ async fn a_prompt_is_answered_and_verified_off_chain_and_on_chain_through_the_pr
     );
 
     let _ = stop_proxy.send(());
-    proxy_task.await.expect("the proxy stops");
+    proxy_task
+        .await
+        .expect("the proxy task ends")
+        .expect("the proxy stops cleanly");
 }
