@@ -102,13 +102,14 @@ impl BoundProxy {
             None => None,
         };
         let pool = Arc::new(Pool::new(&config.backends, config.threads));
+        let metrics = Arc::new(ProxyMetrics::new(config.threads));
         Ok(Self {
             config,
             listeners,
             listen_address,
             metrics_listener,
             pool,
-            metrics: Arc::new(ProxyMetrics::default()),
+            metrics,
             health_check,
         })
     }
@@ -392,10 +393,7 @@ async fn serve_worker(
                 continue;
             }
         };
-        shared
-            .metrics
-            .accepted_total
-            .fetch_add(1, Ordering::Relaxed);
+        shared.metrics.count_accepted(worker);
         let Ok(slot) = Arc::clone(&shared.slots).try_acquire_owned() else {
             // Clean refusal: close at once (FIN), never queue unboundedly.
             shared

@@ -109,6 +109,19 @@ async fn thousands_of_short_connections_and_long_streams_at_once() {
         on_a > total / 4 && on_b > total / 4,
         "both backends share the load: {on_a} / {on_b}"
     );
+    // And the three workers share the connections (their listeners share the port).
+    let per_worker: Vec<u64> = (0..3)
+        .map(|worker| {
+            proxy.metric(&format!(
+                "host_proxy_worker_connections_accepted_total{{worker=\"{worker}\"}}"
+            ))
+        })
+        .collect();
+    assert_eq!(per_worker.iter().sum::<u64>(), total);
+    assert!(
+        per_worker.iter().all(|&accepted| accepted > total / 10),
+        "every worker accepts its share: {per_worker:?}"
+    );
 
     // Memory: at most two relay buffers per open connection (at most 206 here, ~26 MiB)
     // plus the runtime. A proxy that buffered without bound would hold the 144 MiB of the
