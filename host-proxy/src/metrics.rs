@@ -14,11 +14,10 @@ use tokio::sync::Semaphore;
 use crate::pool::Pool;
 
 /// Counters of the proxy as a whole (per-backend counters live in the pool).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ProxyMetrics {
-    /// Client connections accepted by the kernel and seen by the proxy.
-    pub(crate) accepted_total: AtomicU64,
-    /// The same, per worker thread (shows how the kernel spreads connections over them).
+    /// Client connections accepted by the kernel and seen by the proxy, per worker thread
+    /// (shows how the kernel spreads connections over them; the total is their sum).
     pub(crate) accepted_by_worker: Box<[AtomicU64]>,
     /// Connections closed at once because the connection limit was reached.
     pub(crate) refused_limit_total: AtomicU64,
@@ -38,20 +37,13 @@ impl ProxyMetrics {
     /// Zeroed counters for a proxy with `workers` worker threads.
     pub fn new(workers: usize) -> Self {
         Self {
-            accepted_total: AtomicU64::new(0),
             accepted_by_worker: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
-            refused_limit_total: AtomicU64::new(0),
-            no_backend_total: AtomicU64::new(0),
-            idle_timeouts_total: AtomicU64::new(0),
-            relay_errors_total: AtomicU64::new(0),
-            accept_errors_total: AtomicU64::new(0),
-            active: AtomicU64::new(0),
+            ..Self::default()
         }
     }
 
     /// Counts a connection accepted by `worker`.
     pub(crate) fn count_accepted(&self, worker: usize) {
-        self.accepted_total.fetch_add(1, Ordering::Relaxed);
         if let Some(counter) = self.accepted_by_worker.get(worker) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -70,7 +62,7 @@ impl ProxyMetrics {
             "host_proxy_connections_accepted_total",
             "counter",
             "Client connections accepted.",
-            load(&self.accepted_total),
+            self.accepted_by_worker.iter().map(load).sum(),
         );
         single(
             "host_proxy_connections_active",
@@ -329,13 +321,13 @@ mod tests {
         pool.eject_after_connect_failure(&pool.backends()[1]);
         let _lease = pool.lease(&[]).expect("backend 0 is up");
         let metrics = ProxyMetrics::new(2);
-        metrics.accepted_total.store(12, Ordering::Relaxed);
+        metrics.accepted_by_worker[0].store(12, Ordering::Relaxed);
         metrics.count_accepted(1);
         metrics.refused_limit_total.store(3, Ordering::Relaxed);
         let text = metrics.render(&pool, 100);
         for line in [
             "host_proxy_connections_accepted_total 13",
-            "host_proxy_worker_connections_accepted_total{worker=\"0\"} 0",
+            "host_proxy_worker_connections_accepted_total{worker=\"0\"} 12",
             "host_proxy_worker_connections_accepted_total{worker=\"1\"} 1",
             "host_proxy_connections_max 100",
             "host_proxy_connections_refused_total{reason=\"limit\"} 3",
