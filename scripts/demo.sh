@@ -311,11 +311,16 @@ say "anvil $RPC_URL (chain id $chain_id)" \
 banner "2. two enclaves (development attester, real model) behind host-proxy"
 enclave_ports=("$(free_port)" "$(free_port)")
 while [ "${enclave_ports[1]}" = "${enclave_ports[0]}" ]; do enclave_ports[1]="$(free_port)"; done
+# Each enclave's parent channel (operator binding, metrics): vsock in production, loopback here.
+parent_ports=("$(free_port)" "$(free_port)")
+while [ "${parent_ports[1]}" = "${parent_ports[0]}" ] || [[ " ${enclave_ports[*]} " == *" ${parent_ports[1]} "* ]]; do parent_ports[1]="$(free_port)"; done
+while [[ " ${enclave_ports[*]} " == *" ${parent_ports[0]} "* ]]; do parent_ports[0]="$(free_port)"; done
 enclave_pids=()
 start_enclave() { # INDEX (1 or 2)
-    local port="${enclave_ports[$(($1 - 1))]}"
+    local port="${enclave_ports[$(($1 - 1))]}" parent_port="${parent_ports[$(($1 - 1))]}"
     spawn "$run_dir/enclave-$1.log" "$run_dir/enclave-$1.log" "$bin/enclave" serve \
         --model "$model" --model-sha256 "$model_sha256" --listen "tcp:127.0.0.1:$port" \
+        --parent-listen "tcp:127.0.0.1:$parent_port" \
         --attester dev --dev-pki "$pki" --onchain-relay "$chain_id:$relay"
     enclave_pids+=("$spawned")
 }
@@ -410,6 +415,16 @@ say "owner allowed the image (PCR0/1/2 above): imageId $image_id"
 # different; the relayer would refuse it. A second operator would run a relayer for enclave 2.
 enclave_url="https://127.0.0.1:${enclave_ports[0]}"
 policy=(--root "$root_pem" --model-sha256 "$model_sha256" --pcr "0=$pcr0" --pcr "1=$pcr1" --pcr "2=$pcr2")
+# The operator's relayer binds its operator on each enclave over the enclave's parent channel
+# (reachable only from the parent instance): from then on the enclave attests that operator
+# and signs on-chain fulfilments for it alone, so no other staker can harvest its answers.
+for i in 1 2; do
+    RELAYER_OPERATOR_KEY="$operator_key" "$bin/relayer" bind-operator \
+        --enclave-parent "tcp:127.0.0.1:${parent_ports[$((i - 1))]}" \
+        >"$run_dir/bind-$i.out" 2>"$run_dir/bind-$i.log" ||
+        fail_with_log "$run_dir/bind-$i.log" "relayer bind-operator failed for enclave $i"
+done
+say "relayer bind-operator: both enclaves serve operator $operator (bound over their parent channels)"
 RELAYER_VERIFIER_KEY="$verifier_key" "$bin/relayer" register --rpc-url "$RPC_URL" \
     --registry "$registry" --enclave-url "$enclave_url" "${policy[@]}" \
     >"$run_dir/register.out" 2>"$run_dir/register.log" ||
@@ -445,6 +460,7 @@ say "relayer stake: $(cat "$run_dir/stake.out")"
 relayer_log="$run_dir/relayer.log"
 RELAYER_OPERATOR_KEY="$operator_key" spawn "$relayer_log" "$relayer_log" "$bin/relayer" run \
     --rpc-url "$RPC_URL" --relay "$relay" --enclave-url "$enclave_url" "${policy[@]}" \
+    --enclave-parent "tcp:127.0.0.1:${parent_ports[0]}" \
     --state "$run_dir/relayer-state.json" --poll-interval-ms 250
 relayer_pid=$spawned
 relayer_alive() { alive "$relayer_pid" || fail_with_log "$relayer_log" "the relayer stopped"; }

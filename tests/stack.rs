@@ -126,6 +126,8 @@ async fn a_prompt_is_answered_and_verified_off_chain_and_on_chain_through_the_pr
     .await;
     let mut registered = BTreeSet::new();
     for enclave in &enclaves {
+        // The operator's relayer binds itself on each enclave over its parent channel.
+        enclave.bind_operator(operator.address().into_array());
         let connection = AttestedConnection::connect(&enclave.url(), policy.clone(), options())
             .await
             .expect("attested connection to an enclave");
@@ -177,9 +179,10 @@ async fn a_prompt_is_answered_and_verified_off_chain_and_on_chain_through_the_pr
         .expect("InferenceRequested")
         .requestId;
 
-    let answers = EnclaveAnswers::connect(&proxy_url, policy.clone(), options())
-        .await
-        .expect("the relayer's attested connection");
+    let answers =
+        EnclaveAnswers::connect(&proxy_url, policy.clone(), options(), operator.address())
+            .await
+            .expect("the relayer's attested connection");
     let state_dir = TempDir::new("stack-relayer");
     let state = RelayerState::open(
         &state_dir.path().join("state.json"),

@@ -1,5 +1,7 @@
 //! What our enclave binds into a document's `user_data` (docs/protocol.md §2):
-//! - boot documents: `0x01 || sha256(TLS certificate SubjectPublicKeyInfo DER) || model_sha256`;
+//! - boot documents: `0x01 || sha256(TLS certificate SubjectPublicKeyInfo DER) || model_sha256 ||
+//!   operator`, the operator being the 20-byte address the enclave signs on-chain fulfilments
+//!   for (zeros until its parent instance binds one, docs/protocol.md §2);
 //! - per-response documents: `0x02 || receipt digest`.
 //!
 //! The leading byte names the layout, so that a per-response document can never be read as a
@@ -13,8 +15,8 @@ use crate::verifier::VerifiedAttestation;
 pub const BOOT_BINDING_TAG: u8 = 0x01;
 /// First byte of a per-response binding.
 pub const RESPONSE_BINDING_TAG: u8 = 0x02;
-/// Length of a boot binding: tag, TLS SPKI hash, model hash.
-pub const BOOT_BINDING_BYTES: usize = 65;
+/// Length of a boot binding: tag, TLS SPKI hash, model hash, operator address.
+pub const BOOT_BINDING_BYTES: usize = 85;
 /// Length of a per-response binding: tag, receipt digest.
 pub const RESPONSE_BINDING_BYTES: usize = 33;
 
@@ -63,6 +65,17 @@ pub enum BindingError {
         /// SHA-256 of the presented SPKI, hex.
         actual_hex: String,
     },
+    /// The document binds no operator (all zeros): the enclave signs no on-chain fulfilments.
+    #[error("the document binds no operator: the enclave signs on-chain fulfilments for nobody")]
+    OperatorMissing,
+    /// The attested operator is not the one the caller expects.
+    #[error("the document binds operator 0x{attested_hex}, expected 0x{expected_hex}")]
+    OperatorMismatch {
+        /// Operator bound in the document, hex.
+        attested_hex: String,
+        /// The caller's expected operator, hex.
+        expected_hex: String,
+    },
     /// The attested model is not the one the caller expects.
     #[error("the document binds model {attested_hex}, expected {expected_hex}")]
     ModelMismatch {
@@ -73,30 +86,45 @@ pub enum BindingError {
     },
 }
 
-/// A boot document's binding: the enclave's TLS key and the model it serves.
+/// A boot document's binding: the enclave's TLS key, the model it serves and the operator it
+/// signs on-chain fulfilments for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BootBinding {
     /// SHA-256 of the TLS certificate's SubjectPublicKeyInfo DER.
     pub tls_spki_sha256: [u8; 32],
     /// SHA-256 of the model file (GGUF) the enclave loaded.
     pub model_sha256: [u8; 32],
+    /// The operator's Ethereum address; zeros while the enclave serves no operator.
+    pub operator: [u8; 20],
 }
 
 impl BootBinding {
-    /// The binding for a TLS SubjectPublicKeyInfo (DER) and a model hash.
+    /// The binding for a TLS SubjectPublicKeyInfo (DER) and a model hash, with no operator.
     pub fn for_tls_spki(spki_der: &[u8], model_sha256: [u8; 32]) -> Self {
         Self {
             tls_spki_sha256: sha256(spki_der),
             model_sha256,
+            operator: [0u8; 20],
         }
     }
 
-    /// The 65 `user_data` bytes.
+    /// This binding naming `operator` (zeros: none).
+    pub fn with_operator(self, operator: [u8; 20]) -> Self {
+        Self { operator, ..self }
+    }
+
+    /// The operator the enclave serves, or `None` when it serves none (zeros).
+    pub fn operator(&self) -> Option<[u8; 20]> {
+        (self.operator != [0u8; 20]).then_some(self.operator)
+    }
+
+    /// The 85 `user_data` bytes.
     pub fn to_user_data(&self) -> [u8; BOOT_BINDING_BYTES] {
         let mut out = [0u8; BOOT_BINDING_BYTES];
         out[0] = BOOT_BINDING_TAG;
         out[1..33].copy_from_slice(&self.tls_spki_sha256);
-        out[33..].copy_from_slice(&self.model_sha256);
+        out[33..65].copy_from_slice(&self.model_sha256);
+        out[65..].copy_from_slice(&self.operator);
         out
     }
 
@@ -139,6 +167,22 @@ impl BootBinding {
             });
         }
         Ok(())
+    }
+
+    /// Checks that the enclave serves `expected_operator`.
+    ///
+    /// # Errors
+    /// [`BindingError::OperatorMissing`] when it serves none, else
+    /// [`BindingError::OperatorMismatch`].
+    pub fn check_operator(&self, expected_operator: &[u8; 20]) -> Result<(), BindingError> {
+        match self.operator() {
+            None => Err(BindingError::OperatorMissing),
+            Some(operator) if &operator == expected_operator => Ok(()),
+            Some(operator) => Err(BindingError::OperatorMismatch {
+                attested_hex: to_hex(&operator),
+                expected_hex: to_hex(expected_operator),
+            }),
+        }
     }
 
     /// Checks that the attested model is `expected_model_sha256`.
@@ -191,7 +235,7 @@ impl ResponseBinding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UserDataBinding {
-    /// `0x01 || tls_spki_sha256 || model_sha256`.
+    /// `0x01 || tls_spki_sha256 || model_sha256 || operator`.
     Boot(BootBinding),
     /// `0x02 || receipt_digest`.
     Response(ResponseBinding),
@@ -222,9 +266,12 @@ impl UserDataBinding {
             out
         };
         Ok(if tag == BOOT_BINDING_TAG {
+            let mut operator = [0u8; 20];
+            operator.copy_from_slice(&rest[64..84]);
             Self::Boot(BootBinding {
                 tls_spki_sha256: hash_at(0),
                 model_sha256: hash_at(32),
+                operator,
             })
         } else {
             Self::Response(ResponseBinding {
@@ -243,8 +290,11 @@ mod tests {
         let binding = BootBinding::for_tls_spki(b"spki", [7u8; 32]);
         assert_eq!(binding.tls_spki_sha256, sha256(b"spki"));
         let bytes = binding.to_user_data();
+        assert_eq!(bytes.len(), 85);
         assert_eq!(bytes[0], 0x01);
-        assert_eq!(&bytes[33..], &[7u8; 32]);
+        assert_eq!(&bytes[33..65], &[7u8; 32]);
+        assert_eq!(&bytes[65..], &[0u8; 20], "no operator: zeros");
+        assert_eq!(binding.operator(), None);
         assert_eq!(BootBinding::parse(&bytes), Ok(binding));
         assert_eq!(
             UserDataBinding::parse(&bytes),
@@ -260,6 +310,25 @@ mod tests {
             binding.check_model(&[8u8; 32]),
             Err(BindingError::ModelMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn boot_binding_carries_the_operator() {
+        let operator = [0x0f; 20];
+        let binding = BootBinding::for_tls_spki(b"spki", [7u8; 32]).with_operator(operator);
+        let bytes = binding.to_user_data();
+        assert_eq!(&bytes[65..], &operator);
+        let parsed = BootBinding::parse(&bytes).expect("parses");
+        assert_eq!(parsed.operator(), Some(operator));
+        assert_eq!(parsed.check_operator(&operator), Ok(()));
+        assert!(matches!(
+            parsed.check_operator(&[0x10; 20]),
+            Err(BindingError::OperatorMismatch { .. })
+        ));
+        assert_eq!(
+            BootBinding::for_tls_spki(b"spki", [7u8; 32]).check_operator(&operator),
+            Err(BindingError::OperatorMissing)
+        );
     }
 
     #[test]
@@ -296,23 +365,24 @@ mod tests {
     fn rejects_malformed_user_data() {
         assert_eq!(UserDataBinding::parse(&[]), Err(BindingError::Empty));
         assert_eq!(
-            UserDataBinding::parse(&[0x03; 65]),
+            UserDataBinding::parse(&[0x03; 85]),
             Err(BindingError::UnknownTag { tag: 0x03 })
         );
         let boot = BootBinding::for_tls_spki(b"k", [1u8; 32]).to_user_data();
+        // The earlier 65-byte layout (no operator) is refused, not read as something else.
         assert_eq!(
-            UserDataBinding::parse(&boot[..64]),
+            UserDataBinding::parse(&boot[..65]),
             Err(BindingError::WrongLength {
                 tag: 1,
-                length: 64,
-                expected: 65
+                length: 65,
+                expected: 85
             })
         );
         let mut long = boot.to_vec();
         long.push(0);
         assert!(matches!(
             UserDataBinding::parse(&long),
-            Err(BindingError::WrongLength { length: 66, .. })
+            Err(BindingError::WrongLength { length: 86, .. })
         ));
         assert_eq!(
             UserDataBinding::parse(&[0x02; 65]),

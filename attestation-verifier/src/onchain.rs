@@ -12,6 +12,15 @@ use sha3::{Digest, Keccak256};
 
 use crate::receipt::{EthereumAddress, eip712_digest, keccak256};
 
+/// The enclave's endpoint that answers an on-chain request and signs its [`Fulfillment`]
+/// (docs/protocol.md §5), on the attested connection.
+pub const FULFILLMENTS_PATH: &str = "/v1/onchain/fulfillments";
+/// The parent channel's endpoint that binds the operator an enclave serves
+/// (docs/protocol.md §5a): `PUT` `{"operator": "0x…"}` once per boot, `GET` to read it.
+pub const PARENT_OPERATOR_PATH: &str = "/v1/operator";
+/// The parent channel's Prometheus metrics.
+pub const PARENT_METRICS_PATH: &str = "/metrics";
+
 /// The EIP-712 domain type of both on-chain statements.
 pub const CHAIN_DOMAIN_TYPE: &str =
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";
@@ -22,9 +31,9 @@ pub const REGISTRY_DOMAIN_NAME: &str = "EnclaveRegistry";
 /// The `version` of both domains.
 pub const ONCHAIN_DOMAIN_VERSION: &str = "1";
 /// The struct type an enclave signs to fulfil a request.
-pub const FULFILLMENT_TYPE: &str = "Fulfillment(bytes32 requestId,bytes32 modelHash,bytes32 inputHash,bytes32 paramsHash,bytes32 outputHash)";
+pub const FULFILLMENT_TYPE: &str = "Fulfillment(bytes32 requestId,address operator,bytes32 modelHash,bytes32 inputHash,bytes32 paramsHash,bytes32 outputHash)";
 /// The struct type a verifier key signs to register an enclave.
-pub const REGISTRATION_TYPE: &str = "EnclaveRegistration(address enclave,bytes32 imageId,bytes32 modelHash,uint64 expiry,uint64 attestedAtMs)";
+pub const REGISTRATION_TYPE: &str = "EnclaveRegistration(address enclave,address operator,bytes32 imageId,bytes32 modelHash,uint64 expiry,uint64 attestedAtMs)";
 
 /// A chain-bound EIP-712 domain: one contract on one chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +82,9 @@ impl ContractDomain {
 pub struct Fulfillment {
     /// The relay's request id.
     pub request_id: [u8; 32],
+    /// The operator that claimed the request and is paid for it: the enclave signs only for the
+    /// operator it serves, so its answer is worth nothing to any other claimer.
+    pub operator: EthereumAddress,
     /// The model the request asked for (the enclave's own model hash).
     pub model_hash: [u8; 32],
     /// keccak256 of the request's exact `input` bytes.
@@ -84,9 +96,10 @@ pub struct Fulfillment {
 }
 
 impl Fulfillment {
-    /// The statement for a request's bytes and the answer's bytes.
+    /// The statement for a request's bytes and the answer's bytes, for `operator`.
     pub fn for_exchange(
         request_id: [u8; 32],
+        operator: EthereumAddress,
         model_hash: [u8; 32],
         input: &[u8],
         params: &[u8],
@@ -94,6 +107,7 @@ impl Fulfillment {
     ) -> Self {
         Self {
             request_id,
+            operator,
             model_hash,
             input_hash: keccak256(input),
             params_hash: keccak256(params),
@@ -106,6 +120,7 @@ impl Fulfillment {
         let mut hasher = Keccak256::new();
         hasher.update(keccak256(FULFILLMENT_TYPE.as_bytes()));
         hasher.update(self.request_id);
+        hasher.update(address_word(&self.operator));
         hasher.update(self.model_hash);
         hasher.update(self.input_hash);
         hasher.update(self.params_hash);
@@ -124,6 +139,8 @@ impl Fulfillment {
 pub struct Registration {
     /// The enclave's signing address (from the document's `public_key`).
     pub enclave: EthereumAddress,
+    /// The operator the enclave serves (from the document's boot binding).
+    pub operator: EthereumAddress,
     /// `keccak256(pcr0 || pcr1 || pcr2)`: see [`image_id`].
     pub image_id: [u8; 32],
     /// The model the enclave serves (from the document's boot binding).
@@ -140,6 +157,7 @@ impl Registration {
         let mut hasher = Keccak256::new();
         hasher.update(keccak256(REGISTRATION_TYPE.as_bytes()));
         hasher.update(address_word(&self.enclave));
+        hasher.update(address_word(&self.operator));
         hasher.update(self.image_id);
         hasher.update(self.model_hash);
         hasher.update(u64_word(self.expiry));

@@ -43,6 +43,7 @@ fn fulfillment_signature_recovers_to_the_enclave() {
     let chain_id = v["chainId"].as_u64().expect("chainId");
     let fulfillment = Fulfillment::for_exchange(
         word(&v, "requestId"),
+        address(&v, "operator"),
         word(&v, "modelHash"),
         &text(&v, "input"),
         &text(&v, "params"),
@@ -60,16 +61,19 @@ fn fulfillment_signature_recovers_to_the_enclave() {
         address(&v, "enclave")
     );
 
-    // The same statement for another chain, another relay or another output names someone
-    // else: the signature is bound to all three.
+    // The same statement for another chain, another relay, another output or another operator
+    // names someone else: the signature is bound to all four.
     let other_chain = ContractDomain::relay(chain_id + 1, address(&v, "relay"));
     let other_relay = ContractDomain::relay(chain_id, address(&v, "registry"));
     let mut other_output = fulfillment;
     other_output.output_hash = keccak256(b"The capital of France is Lyon.");
+    let mut other_operator = fulfillment;
+    other_operator.operator = address(&v, "verifier");
     for digest in [
         fulfillment.digest(&other_chain),
         fulfillment.digest(&other_relay),
         other_output.digest(&relay),
+        other_operator.digest(&relay),
     ] {
         assert_ne!(
             recover_signer(&digest, &signature).ok(),
@@ -90,6 +94,7 @@ fn registration_signature_recovers_to_the_verifier() {
     assert_eq!(image, word(&v, "imageId"));
     let registration = Registration {
         enclave: address(&v, "enclave"),
+        operator: address(&v, "operator"),
         image_id: image,
         model_hash: word(&v, "modelHash"),
         expiry: v["expiry"].as_u64().expect("expiry"),

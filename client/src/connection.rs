@@ -103,6 +103,16 @@ pub enum ClientError {
         /// The reason.
         reason: String,
     },
+    /// The connection died before any byte of the response arrived (the enclave or the proxy
+    /// went away): nothing was answered, so the request may be sent again on a new attested
+    /// connection, which [`AttestedConnection`]'s requests do once by themselves.
+    #[error("the connection to the enclave was lost before any response while {what}: {reason}")]
+    ConnectionLost {
+        /// What the client was doing.
+        what: &'static str,
+        /// The reason.
+        reason: String,
+    },
     /// The enclave answered with an error status.
     #[error("the enclave answered {status} while {what}: {message}")]
     Status {
@@ -205,6 +215,7 @@ pub struct VerifiedJson {
 pub struct AttestedConnection {
     sender: SendRequest<Full<Bytes>>,
     driver: JoinHandle<()>,
+    url: String,
     authority: String,
     policy: ClientPolicy,
     options: ConnectOptions,
@@ -214,6 +225,7 @@ pub struct AttestedConnection {
     tls_spki_sha256: [u8; 32],
     model_id: Option<String>,
     closed: bool,
+    reconnections: u32,
 }
 
 impl Drop for AttestedConnection {
@@ -358,6 +370,46 @@ async fn with_timeout<T>(
         })?
 }
 
+/// [`ClientError::ConnectionLost`] for a connection that closed, reset or was cancelled before
+/// a response head arrived; [`ClientError::Http`] for anything else: a head hyper could not
+/// parse, a misuse, or bytes that arrived but do not decrypt (tampering is not a lost
+/// connection, and is never retried).
+fn lost_or_http(what: &'static str) -> impl Fn(hyper::Error) -> ClientError {
+    move |error| {
+        let lost = error.is_incomplete_message()
+            || error.is_canceled()
+            || error.is_closed()
+            || io_error_kind(&error).is_some_and(|kind| {
+                matches!(
+                    kind,
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::NotConnected
+                )
+            });
+        match http_error(what)(error) {
+            ClientError::Http { what, reason } if lost => {
+                ClientError::ConnectionLost { what, reason }
+            }
+            other => other,
+        }
+    }
+}
+
+/// The kind of the I/O error under a hyper error, if that is what it is.
+fn io_error_kind(error: &hyper::Error) -> Option<std::io::ErrorKind> {
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = inner.source();
+    }
+    None
+}
+
 fn http_error(what: &'static str) -> impl Fn(hyper::Error) -> ClientError {
     move |error| {
         // A TLS failure (bad MAC, truncation) surfaces as an I/O error inside hyper's.
@@ -418,12 +470,13 @@ impl AttestedConnection {
         policy.check_image_pinned().map_err(ClientError::Policy)?;
         let limit = options.connect_timeout;
         with_timeout(limit, "connecting and verifying the enclave", async move {
-            Self::connect_inner(host, port, policy, options).await
+            Self::connect_inner(url, host, port, policy, options).await
         })
         .await
     }
 
     async fn connect_inner(
+        url: &str,
         host: String,
         port: u16,
         policy: ClientPolicy,
@@ -513,6 +566,7 @@ impl AttestedConnection {
         Ok(Self {
             sender,
             driver,
+            url: url.to_owned(),
             authority,
             policy,
             options,
@@ -522,6 +576,7 @@ impl AttestedConnection {
             nonce,
             model_id: None,
             closed: false,
+            reconnections: 0,
         })
     }
 
@@ -576,6 +631,32 @@ impl AttestedConnection {
         Ok(())
     }
 
+    /// How many times a request found this connection dead before any response and went on
+    /// over a new attested connection (to the same URL: through host-proxy, possibly another
+    /// enclave, verified under the same policy).
+    pub fn reconnections(&self) -> u32 {
+        self.reconnections
+    }
+
+    /// Whether `result` lost the connection before any response; if so, a new attested
+    /// connection to the same URL under the same policy has taken this one's place.
+    ///
+    /// # Errors
+    /// The new connection's failure.
+    async fn replaced_after_loss<T>(
+        &mut self,
+        result: &Result<T, ClientError>,
+    ) -> Result<bool, ClientError> {
+        if !matches!(result, Err(ClientError::ConnectionLost { .. })) {
+            return Ok(false);
+        }
+        let fresh = Self::connect(&self.url, self.policy.clone(), self.options.clone()).await?;
+        let reconnections = self.reconnections + 1;
+        *self = fresh;
+        self.reconnections = reconnections;
+        Ok(true)
+    }
+
     /// Any failure closes the connection for good: after a bad answer nothing on it is trusted.
     fn close_on_error<T>(&mut self, result: &Result<T, ClientError>) {
         if result.is_err() {
@@ -592,8 +673,13 @@ impl AttestedConnection {
         let limit = self.options.answer_timeout;
         let sender = &mut self.sender;
         with_timeout(limit, what, async move {
-            sender.ready().await.map_err(http_error(what))?;
-            sender.send_request(request).await.map_err(http_error(what))
+            // Until the response head arrives, a failure of the connection means the enclave
+            // answered nothing (a malformed head is not that: it did answer).
+            sender.ready().await.map_err(lost_or_http(what))?;
+            sender
+                .send_request(request)
+                .await
+                .map_err(lost_or_http(what))
         })
         .await
     }
@@ -694,7 +780,12 @@ impl AttestedConnection {
         body: Vec<u8>,
     ) -> Result<VerifiedJson, ClientError> {
         self.ensure_open()?;
-        let result = self.post_json_inner(path, body).await;
+        let mut result = self.post_json_inner(path, body.clone()).await;
+        match self.replaced_after_loss(&result).await {
+            Ok(true) => result = self.post_json_inner(path, body).await,
+            Ok(false) => {}
+            Err(error) => result = Err(error),
+        }
         self.close_on_error(&result);
         result
     }
@@ -760,7 +851,12 @@ impl AttestedConnection {
     /// A [`ClientError`]; the connection is closed after any failure.
     pub async fn chat(&mut self, chat: &ChatRequest) -> Result<VerifiedAnswer, ClientError> {
         self.ensure_open()?;
-        let result = self.chat_inner(chat).await;
+        let mut result = self.chat_inner(chat).await;
+        match self.replaced_after_loss(&result).await {
+            Ok(true) => result = self.chat_inner(chat).await,
+            Ok(false) => {}
+            Err(error) => result = Err(error),
+        }
         self.close_on_error(&result);
         result
     }
@@ -819,10 +915,17 @@ impl AttestedConnection {
     pub async fn chat_stream(
         &mut self,
         chat: &ChatRequest,
-        on_text: impl FnMut(&str),
+        mut on_text: impl FnMut(&str),
     ) -> Result<VerifiedAnswer, ClientError> {
         self.ensure_open()?;
-        let result = self.chat_stream_inner(chat, on_text).await;
+        // A lost connection is only reported before the response head, so `on_text` has seen
+        // nothing of the first try when it is retried.
+        let mut result = self.chat_stream_inner(chat, &mut on_text).await;
+        match self.replaced_after_loss(&result).await {
+            Ok(true) => result = self.chat_stream_inner(chat, &mut on_text).await,
+            Ok(false) => {}
+            Err(error) => result = Err(error),
+        }
         self.close_on_error(&result);
         result
     }

@@ -328,13 +328,16 @@ async fn a_hostile_middle_is_refused_every_time() {
         let proxy = hostile_proxy(upstream, tamper).await;
         let error = attempt(proxy, policy.clone()).await;
         let error = error.unwrap_or_else(|| panic!("{name}: the tampered session was accepted"));
+        // A truncation before the answer's head is a lost connection (the client tried once
+        // more, through the same middle); tampered bytes never are.
+        let truncated = name.starts_with("truncate");
         assert!(
             matches!(
                 error,
                 ClientError::Tls { .. }
                     | ClientError::Http { .. }
                     | ClientError::Answer(ExchangeError::Receipt(_))
-            ),
+            ) || (truncated && matches!(error, ClientError::ConnectionLost { .. })),
             "{name}: unexpected error {error:?}"
         );
         assert!(!error.to_string().is_empty());

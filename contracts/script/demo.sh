@@ -58,17 +58,18 @@ chain_id="$(field chainId)"
 declare -A gas
 now() { "$CAST" block latest --rpc-url "$RPC_URL" --field timestamp; }
 
-# Register the enclave key: the verifier signs the statement, anyone submits it.
+# Register the enclave key, bound to the operator it serves: the verifier signs the statement,
+# anyone submits it.
 register_enclave() {
     local key="$1" address expiry attested_ms signature
     address="$("$CAST" wallet address --private-key "$key")"
     attested_ms=$(($(now) * 1000))
     expiry=$(($(now) + 7 * 24 * 3600))
-    registration_typed_data "$tmp/registration.json" "$chain_id" "$registry" "$address" "$image_id" "$model" \
-        "$expiry" "$attested_ms"
+    registration_typed_data "$tmp/registration.json" "$chain_id" "$registry" "$address" "$operator" "$image_id" \
+        "$model" "$expiry" "$attested_ms"
     signature="$(sign_typed "$verifier_key" "$tmp/registration.json")"
-    send "$owner_key" "$registry" "registerWithVerifierSignature((address,bytes32,bytes32,uint64,uint64),bytes)" \
-        "($address,$image_id,$model,$expiry,$attested_ms)" "$signature"
+    send "$owner_key" "$registry" "registerWithVerifierSignature((address,address,bytes32,bytes32,uint64,uint64),bytes)" \
+        "($address,$operator,$image_id,$model,$expiry,$attested_ms)" "$signature"
 }
 gas[register]="$(register_enclave "$enclave_key")"
 
@@ -82,7 +83,7 @@ text_of_size() { python3 -c 'import sys; n=int(sys.argv[1]); s="The capital of F
 fulfil_request() {
     local request_id="$1" input="$2" output="$3" output_hex signature
     output_hex="0x$(printf '%s' "$output" | od -An -tx1 | tr -d ' \n')"
-    fulfillment_typed_data "$tmp/fulfillment.json" "$chain_id" "$relay" "$request_id" "$model" \
+    fulfillment_typed_data "$tmp/fulfillment.json" "$chain_id" "$relay" "$request_id" "$operator" "$model" \
         "$("$CAST" keccak "$input")" "$("$CAST" keccak "$params")" "$("$CAST" keccak "$output")"
     signature="$(sign_typed "$enclave_key" "$tmp/fulfillment.json")"
     send "$operator_key" "$relay" "fulfill(bytes32,bytes,bytes)" "$request_id" "$output_hex" "$signature"

@@ -38,7 +38,7 @@ sign_typed() {
     "$CAST" wallet sign --private-key "$1" --data --from-file "$2"
 }
 
-# registration_typed_data FILE CHAIN_ID REGISTRY ENCLAVE IMAGE_ID MODEL_HASH EXPIRY ATTESTED_AT_MS
+# registration_typed_data FILE CHAIN_ID REGISTRY ENCLAVE OPERATOR IMAGE_ID MODEL_HASH EXPIRY ATTESTED_AT_MS
 registration_typed_data() {
     cat >"$1" <<JSON
 {
@@ -48,19 +48,19 @@ registration_typed_data() {
       {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
     ],
     "EnclaveRegistration": [
-      {"name": "enclave", "type": "address"}, {"name": "imageId", "type": "bytes32"},
-      {"name": "modelHash", "type": "bytes32"}, {"name": "expiry", "type": "uint64"},
-      {"name": "attestedAtMs", "type": "uint64"}
+      {"name": "enclave", "type": "address"}, {"name": "operator", "type": "address"},
+      {"name": "imageId", "type": "bytes32"}, {"name": "modelHash", "type": "bytes32"},
+      {"name": "expiry", "type": "uint64"}, {"name": "attestedAtMs", "type": "uint64"}
     ]
   },
   "primaryType": "EnclaveRegistration",
   "domain": {"name": "EnclaveRegistry", "version": "1", "chainId": $2, "verifyingContract": "$3"},
-  "message": {"enclave": "$4", "imageId": "$5", "modelHash": "$6", "expiry": $7, "attestedAtMs": $8}
+  "message": {"enclave": "$4", "operator": "$5", "imageId": "$6", "modelHash": "$7", "expiry": $8, "attestedAtMs": $9}
 }
 JSON
 }
 
-# fulfillment_typed_data FILE CHAIN_ID RELAY REQUEST_ID MODEL_HASH INPUT_HASH PARAMS_HASH OUTPUT_HASH
+# fulfillment_typed_data FILE CHAIN_ID RELAY REQUEST_ID OPERATOR MODEL_HASH INPUT_HASH PARAMS_HASH OUTPUT_HASH
 fulfillment_typed_data() {
     cat >"$1" <<JSON
 {
@@ -70,14 +70,14 @@ fulfillment_typed_data() {
       {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
     ],
     "Fulfillment": [
-      {"name": "requestId", "type": "bytes32"}, {"name": "modelHash", "type": "bytes32"},
-      {"name": "inputHash", "type": "bytes32"}, {"name": "paramsHash", "type": "bytes32"},
-      {"name": "outputHash", "type": "bytes32"}
+      {"name": "requestId", "type": "bytes32"}, {"name": "operator", "type": "address"},
+      {"name": "modelHash", "type": "bytes32"}, {"name": "inputHash", "type": "bytes32"},
+      {"name": "paramsHash", "type": "bytes32"}, {"name": "outputHash", "type": "bytes32"}
     ]
   },
   "primaryType": "Fulfillment",
   "domain": {"name": "InferenceRelay", "version": "1", "chainId": $2, "verifyingContract": "$3"},
-  "message": {"requestId": "$4", "modelHash": "$5", "inputHash": "$6", "paramsHash": "$7", "outputHash": "$8"}
+  "message": {"requestId": "$4", "operator": "$5", "modelHash": "$6", "inputHash": "$7", "paramsHash": "$8", "outputHash": "$9"}
 }
 JSON
 }

@@ -8,14 +8,15 @@ import {Owned} from "./utils/Owned.sol";
 
 /// @title Registry of attested enclave signing keys
 /// @notice The owner (later governance) allows images (PCR0/1/2) and models (SHA-256 of the GGUF);
-/// enclave keys are registered for one allowed image and model until an expiry, and can be revoked.
+/// enclave keys are registered for one allowed image and model, bound to the one operator their
+/// attestation names, until an expiry, and can be revoked.
 /// @dev Two kinds of registration route share `_register`: statements signed by an owner-trusted
 /// attestation-verifier key (EIP-712, this contract's domain), and owner-approved registrar
 /// contracts calling `registerFromRegistrar` (the seam for on-chain Nitro document verification).
 contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
     /// @notice EIP-712 type of the verifier-key registration statement.
     bytes32 public constant ENCLAVE_REGISTRATION_TYPEHASH = keccak256(
-        "EnclaveRegistration(address enclave,bytes32 imageId,bytes32 modelHash,uint64 expiry,uint64 attestedAtMs)"
+        "EnclaveRegistration(address enclave,address operator,bytes32 imageId,bytes32 modelHash,uint64 expiry,uint64 attestedAtMs)"
     );
     uint256 public constant PCR_LENGTH = 48;
     /// @notice How far an attestation timestamp may run ahead of the block time (clock skew).
@@ -26,6 +27,8 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
     /// @notice The statement an attestation verifier signs after checking a Nitro document.
     struct EnclaveRegistration {
         address enclave;
+        /// The operator the attestation document binds (its `user_data`, docs/protocol.md §2).
+        address operator;
         bytes32 imageId;
         bytes32 modelHash;
         uint64 expiry;
@@ -54,6 +57,9 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
     error AttestationFromFuture(uint64 attestedAtMs, uint256 blockTimestamp);
     error AttestationNotNewer(address enclave, uint64 attestedAtMs, uint64 registeredAttestedAtMs);
     error EnclaveIdentityChanged(address enclave, bytes32 imageId, bytes32 modelHash);
+    error OperatorNotBound(address enclave);
+    error EnclaveOperatorChanged(address enclave, address operator, address registeredOperator);
+    error ExpiryShortened(address enclave, uint64 expiry, uint64 registeredExpiry);
     error EnclaveRevokedPermanently(address enclave);
     error EnclaveNotRegistered(address enclave);
 
@@ -138,6 +144,7 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
         if (!isTrustedVerifier[verifier]) revert UntrustedVerifier(verifier);
         _register(
             statement.enclave,
+            statement.operator,
             statement.imageId,
             statement.modelHash,
             statement.expiry,
@@ -149,13 +156,14 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
     /// @inheritdoc IEnclaveRegistry
     function registerFromRegistrar(
         address enclave,
+        address operator,
         bytes32 imageId,
         bytes32 modelHash,
         uint64 expiry,
         uint64 attestedAtMs
     ) external override {
         if (!isApprovedRegistrar[msg.sender]) revert RegistrarNotApproved(msg.sender);
-        _register(enclave, imageId, modelHash, expiry, attestedAtMs, msg.sender);
+        _register(enclave, operator, imageId, modelHash, expiry, attestedAtMs, msg.sender);
     }
 
     /// @notice The EIP-712 digest a verifier signs for `statement`.
@@ -165,6 +173,7 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
                 abi.encode(
                     ENCLAVE_REGISTRATION_TYPEHASH,
                     statement.enclave,
+                    statement.operator,
                     statement.imageId,
                     statement.modelHash,
                     statement.expiry,
@@ -204,8 +213,12 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
     // ----- internals -----
 
     /// @dev The one registration path every route goes through; the checks here are the policy.
+    /// Anyone may submit a registration (a statement or a document authenticates itself), so a
+    /// renewal can never hurt the enclave's operator: it keeps the operator, never shortens the
+    /// expiry and must carry a strictly newer attestation.
     function _register(
         address enclave,
+        address operator,
         bytes32 imageId,
         bytes32 modelHash,
         uint64 expiry,
@@ -213,6 +226,8 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
         address authorizedBy
     ) private {
         if (enclave == address(0)) revert ZeroAddress();
+        // An enclave serving no operator would sign fulfilments for none: nothing to register.
+        if (operator == address(0)) revert OperatorNotBound(enclave);
         if (!isImageAllowed[imageId]) revert ImageNotAllowed(imageId);
         if (!isModelAllowed[modelHash]) revert ModelNotAllowed(modelHash);
         if (attestedAtMs / 1000 > block.timestamp + MAX_ATTESTATION_CLOCK_SKEW) {
@@ -230,6 +245,11 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
             if (record.imageId != imageId || record.modelHash != modelHash) {
                 revert EnclaveIdentityChanged(enclave, imageId, modelHash);
             }
+            // The enclave binds its operator once per key; another one means a forged statement.
+            if (record.operator != operator) revert EnclaveOperatorChanged(enclave, operator, record.operator);
+            // Fresh documents are free to anyone: a renewal with a nearer expiry would let a
+            // stranger cut the registration short and have the operator slashed for its claims.
+            if (expiry < record.expiry) revert ExpiryShortened(enclave, expiry, record.expiry);
             // Strictly newer attestations only: a replayed or older statement cannot renew.
             if (attestedAtMs <= record.attestedAtMs) {
                 revert AttestationNotNewer(enclave, attestedAtMs, record.attestedAtMs);
@@ -239,7 +259,8 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Owned {
         record.modelHash = modelHash;
         record.expiry = expiry;
         record.attestedAtMs = attestedAtMs;
-        emit EnclaveRegistered(enclave, imageId, modelHash, expiry, attestedAtMs, authorizedBy);
+        record.operator = operator;
+        emit EnclaveRegistered(enclave, imageId, modelHash, operator, expiry, attestedAtMs, authorizedBy);
     }
 
     function _setMaxRegistrationValidity(uint64 maxRegistrationValidity_) private {

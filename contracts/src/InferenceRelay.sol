@@ -18,7 +18,7 @@ import {ReentrancyGuard} from "./utils/ReentrancyGuard.sol";
 contract InferenceRelay is EIP712, ReentrancyGuard {
     /// @notice EIP-712 type of the statement an enclave signs for an answer.
     bytes32 public constant FULFILLMENT_TYPEHASH = keccak256(
-        "Fulfillment(bytes32 requestId,bytes32 modelHash,bytes32 inputHash,bytes32 paramsHash,bytes32 outputHash)"
+        "Fulfillment(bytes32 requestId,address operator,bytes32 modelHash,bytes32 inputHash,bytes32 paramsHash,bytes32 outputHash)"
     );
     /// @notice Gas kept back for the CALL itself when checking the callback gets its full limit.
     uint256 public constant CALLBACK_CALL_RESERVE = 5000;
@@ -248,7 +248,10 @@ contract InferenceRelay is EIP712, ReentrancyGuard {
     }
 
     /// @notice Delivers a claimed request's answer, signed by an enclave the registry authorizes for
-    /// the request's model. Anyone may submit it; the fee goes to the claiming operator.
+    /// the request's model, for the claiming operator: the signed statement names the operator, and
+    /// an enclave signs only for the one operator it serves, so no other staker can claim a request
+    /// and collect the fee for another operator's enclave. Anyone may submit it; the fee goes to the
+    /// claiming operator.
     /// @dev The callback runs last with exactly `callbackGasLimit` gas; its failure is recorded in
     /// the status and the event, and does not undo the fulfilment.
     function fulfill(bytes32 requestId, bytes calldata output, bytes calldata signature) external nonReentrant {
@@ -296,6 +299,7 @@ contract InferenceRelay is EIP712, ReentrancyGuard {
     /// @notice The EIP-712 digest an enclave signs for an answer (see docs/onchain.md).
     function fulfillmentDigest(
         bytes32 requestId,
+        address operator,
         bytes32 modelHash,
         bytes32 inputHash,
         bytes32 paramsHash,
@@ -307,11 +311,12 @@ contract InferenceRelay is EIP712, ReentrancyGuard {
             let ptr := mload(0x40)
             mstore(ptr, typehash)
             mstore(add(ptr, 0x20), requestId)
-            mstore(add(ptr, 0x40), modelHash)
-            mstore(add(ptr, 0x60), inputHash)
-            mstore(add(ptr, 0x80), paramsHash)
-            mstore(add(ptr, 0xa0), outputHash)
-            structHash := keccak256(ptr, 0xc0)
+            mstore(add(ptr, 0x40), and(operator, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(ptr, 0x60), modelHash)
+            mstore(add(ptr, 0x80), inputHash)
+            mstore(add(ptr, 0xa0), paramsHash)
+            mstore(add(ptr, 0xc0), outputHash)
+            structHash := keccak256(ptr, 0xe0)
         }
         return _hashTypedData(structHash);
     }
@@ -327,7 +332,8 @@ contract InferenceRelay is EIP712, ReentrancyGuard {
     // ----- internals -----
 
     /// @dev The signature and registry checks of `fulfill`: recovers the enclave that signed the
-    /// fulfilment of `request` with `outputHash` and requires the registry to authorize it now.
+    /// fulfilment of `request` with `outputHash` for the claiming operator, and requires the
+    /// registry to authorize it now.
     function _authorizedSigner(Request storage request, bytes32 requestId, bytes32 outputHash, bytes calldata signature)
         internal
         view
@@ -335,7 +341,10 @@ contract InferenceRelay is EIP712, ReentrancyGuard {
     {
         bytes32 modelHash = request.modelHash;
         enclave = ECDSA.recover(
-            fulfillmentDigest(requestId, modelHash, request.inputHash, request.paramsHash, outputHash), signature
+            fulfillmentDigest(
+                requestId, request.operator, modelHash, request.inputHash, request.paramsHash, outputHash
+            ),
+            signature
         );
         IEnclaveRegistry.EnclaveStatus enclaveStatus = _enclaveStatus(enclave, modelHash);
         if (enclaveStatus != IEnclaveRegistry.EnclaveStatus.Authorized) {

@@ -41,14 +41,14 @@ contract EIP712VectorsTest is Test {
         assertEq(
             relay.FULFILLMENT_TYPEHASH(),
             keccak256(
-                "Fulfillment(bytes32 requestId,bytes32 modelHash,bytes32 inputHash,bytes32 paramsHash,bytes32 outputHash)"
+                "Fulfillment(bytes32 requestId,address operator,bytes32 modelHash,bytes32 inputHash,bytes32 paramsHash,bytes32 outputHash)"
             ),
             "fulfillment typehash"
         );
         assertEq(
             registry.ENCLAVE_REGISTRATION_TYPEHASH(),
             keccak256(
-                "EnclaveRegistration(address enclave,bytes32 imageId,bytes32 modelHash,uint64 expiry,uint64 attestedAtMs)"
+                "EnclaveRegistration(address enclave,address operator,bytes32 imageId,bytes32 modelHash,uint64 expiry,uint64 attestedAtMs)"
             ),
             "registration typehash"
         );
@@ -57,6 +57,7 @@ contract EIP712VectorsTest is Test {
     function test_registrationSignedByCastRegisters() public {
         EnclaveRegistry.EnclaveRegistration memory statement = EnclaveRegistry.EnclaveRegistration({
             enclave: vm.parseJsonAddress(json, ".enclave"),
+            operator: vm.parseJsonAddress(json, ".operator"),
             imageId: vm.parseJsonBytes32(json, ".imageId"),
             modelHash: vm.parseJsonBytes32(json, ".modelHash"),
             expiry: uint64(vm.parseJsonUint(json, ".expiry")),
@@ -67,6 +68,7 @@ contract EIP712VectorsTest is Test {
             statement.enclave,
             statement.imageId,
             statement.modelHash,
+            statement.operator,
             statement.expiry,
             statement.attestedAtMs,
             vm.parseJsonAddress(json, ".verifier")
@@ -87,7 +89,7 @@ contract EIP712VectorsTest is Test {
             vm.parseJsonBytes32(json, ".modelHash"), input, params, address(0), 0, uint64(block.timestamp + 600)
         );
         assertEq(requestId, vm.parseJsonBytes32(json, ".requestId"), "request id");
-        address operator = address(0x0FE1);
+        address operator = vm.parseJsonAddress(json, ".operator");
         vm.deal(operator, 1 ether);
         vm.startPrank(operator);
         relay.stake{value: 1 ether}();

@@ -219,7 +219,7 @@ contract EnclaveRegistryTest is Fixtures {
         assertEq(registry.registrationDigest(statement), registrationDigest(statement), "digest");
         vm.expectEmit(address(registry));
         emit IEnclaveRegistry.EnclaveRegistered(
-            newEnclave, imageId, MODEL, statement.expiry, statement.attestedAtMs, verifier
+            newEnclave, imageId, MODEL, operator, statement.expiry, statement.attestedAtMs, verifier
         );
         vm.prank(stranger); // anyone may submit a signed statement
         registry.registerWithVerifierSignature(statement, signature);
@@ -229,6 +229,7 @@ contract EnclaveRegistryTest is Fixtures {
         assertEq(uint256(record.expiry), statement.expiry, "expiry");
         assertEq(uint256(record.attestedAtMs), statement.attestedAtMs, "attestedAtMs");
         assertFalse(record.revoked, "revoked");
+        assertEq(record.operator, operator, "operator");
         assertEq(status(newEnclave, MODEL), uint256(IEnclaveRegistry.EnclaveStatus.Authorized), "status");
     }
 
@@ -289,6 +290,10 @@ contract EnclaveRegistryTest is Fixtures {
         expectRegisterRevert(statement, abi.encodeWithSelector(EnclaveRegistry.ZeroAddress.selector));
 
         statement = freshStatement();
+        statement.operator = address(0);
+        expectRegisterRevert(statement, abi.encodeWithSelector(EnclaveRegistry.OperatorNotBound.selector, newEnclave));
+
+        statement = freshStatement();
         statement.imageId = bytes32(uint256(7));
         expectRegisterRevert(
             statement, abi.encodeWithSelector(EnclaveRegistry.ImageNotAllowed.selector, statement.imageId)
@@ -342,6 +347,45 @@ contract EnclaveRegistryTest is Fixtures {
         assertEq(uint256(registry.enclaves(newEnclave).expiry), START + 20 days, "renewed");
     }
 
+    /// @notice The griefing attack of the review: anyone holding a newer attestation of a registered
+    /// enclave (documents are free from `GET /v1/attestation`) re-registered it with an expiry one
+    /// second away, and every claimed fulfilment then reverted. A renewal never shortens now.
+    function test_attack_renewalCannotCutTheRegistrationShort_verifierRoute() public {
+        EnclaveRegistry.EnclaveRegistration memory statement =
+            statementFor(newEnclave, MODEL, uint64(START + 20 days), uint64(START * 1000));
+        registry.registerWithVerifierSignature(statement, signRegistration(VERIFIER_KEY, statement));
+
+        vm.warp(START + 1 hours);
+        EnclaveRegistry.EnclaveRegistration memory grief =
+            statementFor(newEnclave, MODEL, uint64(START + 1 hours + 1), uint64((START + 1 hours) * 1000));
+        bytes memory signature = signRegistration(VERIFIER_KEY, grief);
+        vm.prank(stranger);
+        try registry.registerWithVerifierSignature(grief, signature) {} catch {}
+        vm.warp(START + 2 hours);
+        assertEq(status(newEnclave, MODEL), uint256(IEnclaveRegistry.EnclaveStatus.Authorized), "still registered");
+        assertEq(uint256(registry.enclaves(newEnclave).expiry), START + 20 days, "expiry kept");
+    }
+
+    /// @notice The same attack through a registrar route (what NitroRegistrar.register does with a
+    /// caller-chosen expiry; relayer/tests/chain.rs runs it through the real NitroRegistrar).
+    function test_attack_renewalCannotCutTheRegistrationShort_registrarRoute() public {
+        address registrar = address(0xCAFE);
+        registry.setRegistrar(registrar, true);
+        vm.prank(registrar);
+        registry.registerFromRegistrar(
+            newEnclave, operator, imageId, MODEL, uint64(START + 20 days), uint64(START * 1000)
+        );
+
+        vm.warp(START + 1 hours);
+        vm.prank(registrar);
+        try registry.registerFromRegistrar(
+            newEnclave, operator, imageId, MODEL, uint64(START + 1 hours + 1), uint64((START + 1 hours) * 1000)
+        ) {}
+            catch {}
+        vm.warp(START + 2 hours);
+        assertEq(status(newEnclave, MODEL), uint256(IEnclaveRegistry.EnclaveStatus.Authorized), "still registered");
+    }
+
     function test_register_revertsOnIdentityChange() public {
         registry.registerWithVerifierSignature(freshStatement(), signRegistration(VERIFIER_KEY, freshStatement()));
         registry.allowModel(OTHER_MODEL);
@@ -351,6 +395,32 @@ contract EnclaveRegistryTest is Fixtures {
             other,
             abi.encodeWithSelector(EnclaveRegistry.EnclaveIdentityChanged.selector, newEnclave, imageId, OTHER_MODEL)
         );
+    }
+
+    function test_register_renewalKeepsTheOperatorAndNeverShortens() public {
+        EnclaveRegistry.EnclaveRegistration memory statement = freshStatement();
+        registry.registerWithVerifierSignature(statement, signRegistration(VERIFIER_KEY, statement));
+
+        EnclaveRegistry.EnclaveRegistration memory renewal =
+            statementFor(newEnclave, MODEL, uint64(START + 1 days), uint64(START * 1000 + 1));
+        renewal.operator = stranger;
+        expectRegisterRevert(
+            renewal,
+            abi.encodeWithSelector(EnclaveRegistry.EnclaveOperatorChanged.selector, newEnclave, stranger, operator)
+        );
+
+        renewal = statementFor(newEnclave, MODEL, uint64(START + 1 days - 1), uint64(START * 1000 + 1));
+        expectRegisterRevert(
+            renewal,
+            abi.encodeWithSelector(
+                EnclaveRegistry.ExpiryShortened.selector, newEnclave, uint64(START + 1 days - 1), uint64(START + 1 days)
+            )
+        );
+
+        // The same expiry, or a later one, renews.
+        renewal = statementFor(newEnclave, MODEL, uint64(START + 1 days), uint64(START * 1000 + 1));
+        registry.registerWithVerifierSignature(renewal, signRegistration(VERIFIER_KEY, renewal));
+        assertEq(uint256(registry.enclaves(newEnclave).attestedAtMs), START * 1000 + 1, "renewed");
     }
 
     function test_register_revertsForRevokedEnclave() public {
@@ -371,10 +441,12 @@ contract EnclaveRegistryTest is Fixtures {
         registry.setRegistrar(registrar, true);
         vm.expectEmit(address(registry));
         emit IEnclaveRegistry.EnclaveRegistered(
-            newEnclave, imageId, MODEL, uint64(START + 1 days), uint64(START * 1000), registrar
+            newEnclave, imageId, MODEL, operator, uint64(START + 1 days), uint64(START * 1000), registrar
         );
         vm.prank(registrar);
-        registry.registerFromRegistrar(newEnclave, imageId, MODEL, uint64(START + 1 days), uint64(START * 1000));
+        registry.registerFromRegistrar(
+            newEnclave, operator, imageId, MODEL, uint64(START + 1 days), uint64(START * 1000)
+        );
         assertEq(status(newEnclave, MODEL), uint256(IEnclaveRegistry.EnclaveStatus.Authorized), "status");
 
         // The same policy applies: validity counts from the attestation time.
@@ -384,20 +456,24 @@ contract EnclaveRegistryTest is Fixtures {
             )
         );
         vm.prank(registrar);
-        registry.registerFromRegistrar(vm.addr(0x999), imageId, MODEL, uint64(START + 1 days), 0);
+        registry.registerFromRegistrar(vm.addr(0x999), operator, imageId, MODEL, uint64(START + 1 days), 0);
     }
 
     function test_registerFromRegistrar_revertsForUnapproved() public {
         vm.expectRevert(abi.encodeWithSelector(EnclaveRegistry.RegistrarNotApproved.selector, stranger));
         vm.prank(stranger);
-        registry.registerFromRegistrar(newEnclave, imageId, MODEL, uint64(START + 1 days), uint64(START * 1000));
+        registry.registerFromRegistrar(
+            newEnclave, operator, imageId, MODEL, uint64(START + 1 days), uint64(START * 1000)
+        );
 
         address registrar = address(0xCAFE);
         registry.setRegistrar(registrar, true);
         registry.setRegistrar(registrar, false);
         vm.expectRevert(abi.encodeWithSelector(EnclaveRegistry.RegistrarNotApproved.selector, registrar));
         vm.prank(registrar);
-        registry.registerFromRegistrar(newEnclave, imageId, MODEL, uint64(START + 1 days), uint64(START * 1000));
+        registry.registerFromRegistrar(
+            newEnclave, operator, imageId, MODEL, uint64(START + 1 days), uint64(START * 1000)
+        );
     }
 
     // ----- revocation and status -----
@@ -459,12 +535,13 @@ contract EnclaveRegistryTest is Fixtures {
         delta = bound(delta, 1, type(uint32).max);
         EnclaveRegistry.EnclaveRegistration memory statement = freshStatement();
         bytes memory signature = signRegistration(VERIFIER_KEY, statement);
-        field = uint8(bound(field, 0, 4));
+        field = uint8(bound(field, 0, 5));
         if (field == 0) statement.enclave = address(uint160(statement.enclave) ^ uint160(delta));
         if (field == 1) statement.imageId = bytes32(uint256(statement.imageId) ^ delta);
         if (field == 2) statement.modelHash = bytes32(uint256(statement.modelHash) ^ delta);
         if (field == 3) statement.expiry -= uint64(bound(delta, 1, 1 days));
         if (field == 4) statement.attestedAtMs -= uint64(delta);
+        if (field == 5) statement.operator = address(uint160(statement.operator) ^ uint160(delta));
         // The signature recovers to an unrelated address (or none): never the trusted verifier.
         vm.expectRevert();
         registry.registerWithVerifierSignature(statement, signature);

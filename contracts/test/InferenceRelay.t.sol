@@ -252,8 +252,8 @@ contract InferenceRelayTest is Fixtures {
     function test_fulfill_digestMatchesIndependentComputation() public {
         bytes32 requestId = claimedRequest(address(0), 0);
         assertEq(
-            relay.fulfillmentDigest(requestId, MODEL, keccak256(INPUT), keccak256(PARAMS), keccak256(OUTPUT)),
-            fulfillmentDigest(requestId, MODEL, INPUT, OUTPUT),
+            relay.fulfillmentDigest(requestId, operator, MODEL, keccak256(INPUT), keccak256(PARAMS), keccak256(OUTPUT)),
+            fulfillmentDigest(requestId, operator, MODEL, INPUT, OUTPUT),
             "digest"
         );
     }
@@ -315,6 +315,32 @@ contract InferenceRelayTest is Fixtures {
         relay.fulfill(requestId, OUTPUT, signFulfillment(OTHER_KEY, requestId, OUTPUT));
     }
 
+    /// @notice The harvesting attack of the review: another staker claimed a request and had a
+    /// victim operator's enclave answer it (its fulfilment endpoint is reachable by anyone),
+    /// collecting the fee for that operator's work. The statement an enclave signs now names the
+    /// operator it serves, so the answer it gives anyone is worthless to any other claimer.
+    function test_attack_anotherStakerCannotHarvestAnOperatorsEnclave() public {
+        address harvester = address(0xBAD5);
+        vm.deal(harvester, 10 ether);
+        vm.prank(harvester);
+        relay.stake{value: 1 ether}();
+        bytes32 requestId = request(address(0), 0);
+        vm.prank(harvester);
+        relay.claim(requestId);
+
+        // What the victim's enclave hands out for this request: signed for its own operator.
+        bytes memory signature = signFulfillment(ENCLAVE_KEY, requestId, OUTPUT);
+        vm.prank(harvester);
+        try relay.fulfill(requestId, OUTPUT, signature) {} catch {}
+        assertEq(relay.credits(harvester), 0, "the harvester earned nothing");
+        assertEq(statusOf(requestId), uint256(InferenceRelay.Status.Claimed), "still claimed, not fulfilled");
+
+        // Nor can it have the enclave's key sign for the harvester: the enclave refuses
+        // (enclave/tests/onchain_fulfillment.rs); a statement naming it is not the enclave's.
+        vm.expectRevert();
+        relay.fulfill(requestId, OUTPUT, signFulfillmentFor(OTHER_KEY, harvester, requestId, OUTPUT));
+    }
+
     function test_fulfill_revertsForSwappedOutput() public {
         bytes32 requestId = claimedRequest(address(0), 0);
         bytes memory signature = signFulfillment(ENCLAVE_KEY, requestId, OUTPUT);
@@ -341,7 +367,13 @@ contract InferenceRelayTest is Fixtures {
                 domainSeparator("InferenceRelay", address(otherRelay)),
                 keccak256(
                     abi.encode(
-                        FULFILLMENT_TYPEHASH, requestId, MODEL, keccak256(INPUT), keccak256(PARAMS), keccak256(OUTPUT)
+                        FULFILLMENT_TYPEHASH,
+                        requestId,
+                        operator,
+                        MODEL,
+                        keccak256(INPUT),
+                        keccak256(PARAMS),
+                        keccak256(OUTPUT)
                     )
                 )
             )

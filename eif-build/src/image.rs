@@ -42,6 +42,14 @@ pub const ENCLAVE_CONFIG_PATH: &str = "/etc/enclave/enclave.toml";
 pub const MODEL_PATH: &str = "/opt/model/model.gguf";
 /// The vsock port the enclave listens on unless told otherwise.
 pub const DEFAULT_VSOCK_PORT: u32 = 5005;
+
+/// The vsock port of the enclave's parent channel (docs/protocol.md §5a): the port after the
+/// public one. host-proxy never forwards it; only the parent instance (the operator's relayer)
+/// connects to it.
+#[must_use]
+pub const fn parent_vsock_port(vsock_port: u32) -> u32 {
+    vsock_port.saturating_add(1)
+}
 /// The kernel command line used when none is given (the one the Nitro Enclaves SDK bootstrap
 /// uses). For the same PCR1 as `nitro-cli build-enclave`, pass the content of the `cmdline`
 /// blob that ships with nitro-cli instead.
@@ -117,8 +125,10 @@ pub enum BuildError {
         /// The entry given.
         entry: String,
     },
-    /// The vsock port is 0 or the wildcard.
-    #[error("vsock port {port} is reserved; use 1..=4294967294")]
+    /// The vsock port is 0, or it or the next one (the parent channel's) is the wildcard.
+    #[error(
+        "vsock port {port} is reserved; use 1..=4294967293 (the next port is the parent channel's)"
+    )]
     InvalidVsockPort {
         /// The port given.
         port: u32,
@@ -260,8 +270,10 @@ pub fn enclave_config(model_sha256: &[u8; 32], vsock_port: u32) -> String {
          model = \"{MODEL_PATH}\"\n\
          model_sha256 = \"{}\"\n\
          listen = \"vsock:{vsock_port}\"\n\
+         parent_listen = \"vsock:{}\"\n\
          attester = \"nsm\"\n",
-        hex::encode(model_sha256)
+        hex::encode(model_sha256),
+        parent_vsock_port(vsock_port)
     )
 }
 
@@ -411,7 +423,9 @@ pub fn layout(inputs: &BuildInputs) -> Result<ImageLayout, BuildError> {
     if inputs.cmdline.is_empty() || inputs.cmdline.contains(['\0', '\n', '\r']) {
         return Err(BuildError::InvalidCmdline);
     }
-    if inputs.vsock_port == 0 || inputs.vsock_port == u32::MAX {
+    // The port and the parent channel's (the next one) must both be usable: neither 0 nor
+    // u32::MAX (VMADDR_PORT_ANY).
+    if inputs.vsock_port == 0 || inputs.vsock_port >= u32::MAX - 1 {
         return Err(BuildError::InvalidVsockPort {
             port: inputs.vsock_port,
         });
@@ -667,6 +681,7 @@ mod tests {
         let config = enclave_config(&[0xab; 32], 5005);
         assert!(config.contains(&format!("model_sha256 = \"{}\"", "ab".repeat(32))));
         assert!(config.contains("listen = \"vsock:5005\""));
+        assert!(config.contains("parent_listen = \"vsock:5006\""));
         assert!(config.contains("attester = \"nsm\""));
         assert_eq!(
             enclave_cmd(),

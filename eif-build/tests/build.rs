@@ -467,6 +467,7 @@ fn ramdisks_unpack_with_gnu_cpio_into_the_documented_layout() {
         Some(inputs.model_sha256.as_str())
     );
     assert_eq!(config["listen"].as_str(), Some("vsock:5005"));
+    assert_eq!(config["parent_listen"].as_str(), Some("vsock:5006"));
     assert_eq!(config["attester"].as_str(), Some("nsm"));
     let mode = |path: &str| {
         std::fs::metadata(unpacked.join(path))

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use eif_build::image::{DEFAULT_VSOCK_PORT, enclave_cmd, enclave_config};
+use eif_build::image::{DEFAULT_VSOCK_PORT, enclave_cmd, enclave_config, parent_vsock_port};
 use serde::Deserialize as _;
 
 const HOST_PROXY_BIN: &str = "/usr/local/bin/host-proxy";
@@ -64,6 +64,11 @@ const ENCLAVE_SERVE_FLAGS: &[&str] = &[
     "--max-queued-requests",
     "--max-tokens",
     "--header-timeout-ms",
+    "--parent-listen",
+    "--max-connections",
+    "--attestations-per-second",
+    "--attestations-per-minute-per-connection",
+    "--onchain-relay",
 ];
 const ENCLAVE_CONFIG_KEYS: &[&str] = &[
     "model",
@@ -77,6 +82,11 @@ const ENCLAVE_CONFIG_KEYS: &[&str] = &[
     "max_queued_requests",
     "max_tokens",
     "header_timeout_ms",
+    "parent_listen",
+    "max_connections",
+    "attestations_per_second",
+    "attestations_per_minute_per_connection",
+    "onchain_relay",
 ];
 /// `nitro-cli run-enclave` flags a production enclave may use (`--debug-mode` and
 /// `--attach-console` are absent on purpose: a debug enclave attests with zero PCRs).
@@ -329,6 +339,68 @@ fn host_proxy_and_allocator_configs_match_the_enclave_settings() {
     assert!(allocator["memory_mib"].as_u64().unwrap() >= memory);
     let allocated_cpus = allocator["cpu_count"].as_u64().unwrap();
     assert!(allocated_cpus >= cpus && allocated_cpus.is_multiple_of(2));
+}
+
+/// relayer.env against the others: the relayer reaches the enclave through host-proxy's port,
+/// and its parent channel straight over vsock at the CID attested-enclave.env gives it and the
+/// port the image listens on; host-proxy never forwards the parent channel.
+#[test]
+fn the_relayer_reaches_the_enclave_where_the_proxy_and_the_image_put_it() {
+    let relayer = parse_env_lines(text("relayer/relayer.env").lines());
+    let enclave = parse_env_lines(text("systemd/attested-enclave.env").lines());
+    let proxy: toml::Table = toml::from_str(&text("host-proxy/host-proxy.toml")).unwrap();
+    let listen: std::net::SocketAddr = proxy["listen"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        relayer["RELAYER_ENCLAVE_URL"],
+        format!("https://127.0.0.1:{}", listen.port()),
+        "the relayer talks to the enclave through host-proxy's listen port"
+    );
+    let parent_port = parent_vsock_port(DEFAULT_VSOCK_PORT);
+    assert_eq!(
+        relayer["RELAYER_ENCLAVE_PARENT"],
+        format!("vsock:{}:{parent_port}", enclave["ENCLAVE_CID"]),
+        "the parent channel: the enclave's CID, the image's parent port"
+    );
+    let image: toml::Table = toml::from_str(&enclave_config(&[7; 32], DEFAULT_VSOCK_PORT)).unwrap();
+    assert_eq!(
+        image["parent_listen"].as_str(),
+        Some(format!("vsock:{parent_port}").as_str())
+    );
+    for backend in proxy["backends"].as_array().unwrap() {
+        assert!(
+            !backend
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(":{parent_port}")),
+            "host-proxy must not forward the parent channel: {backend:?}"
+        );
+    }
+    let relayer_unit = parse_unit(&text("systemd/attested-relayer.service"));
+    assert!(
+        one(&relayer_unit, "Service", "RestrictAddressFamilies").contains("AF_VSOCK"),
+        "the relayer needs vsock for the parent channel"
+    );
+    // Every relayer setting the file names is one the relayer reads.
+    for key in relayer.keys() {
+        assert!(
+            [
+                "RELAYER_RPC_URL",
+                "RELAYER_RELAY",
+                "RELAYER_REGISTRY",
+                "RELAYER_NITRO_REGISTRAR",
+                "RELAYER_ENCLAVE_URL",
+                "RELAYER_ENCLAVE_PARENT",
+                "RELAYER_OPERATOR_KEY",
+                "RELAYER_VERIFIER_KEY",
+                "PCR0",
+                "PCR1",
+                "PCR2",
+                "MODEL_SHA256",
+            ]
+            .contains(&key.as_str()),
+            "relayer.env sets {key}, which nothing reads"
+        );
+    }
 }
 
 #[test]

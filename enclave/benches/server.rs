@@ -266,6 +266,7 @@ fn main() {
         model: model.clone(),
         model_sha256: hash_bytes(),
         listen: "tcp:127.0.0.1:0".parse().expect("listen"),
+        parent_listen: None,
         attester: AttesterChoice::Dev {
             pki_dir: pki.clone(),
         },

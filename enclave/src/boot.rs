@@ -1,10 +1,16 @@
 //! The boot sequence: load the model and check its hash (a mismatch stops here, before any
 //! key exists) → open the attester → generate the keys → obtain the boot document; then keep
 //! the document fresh, requesting a new one well before its leaf certificate expires.
+//!
+//! What every boot document says ([`BootClaims`]) is fixed at boot but for one field: the
+//! operator the enclave serves, which its parent instance binds once, after boot, over the
+//! parent channel (docs/protocol.md §2, §5a). Documents requested after that carry it.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use attestation_verifier::binding::{BootBinding, UserDataBinding};
+use attestation_verifier::receipt::{EthereumAddress, address_hex};
 use attestation_verifier::{UnixMillis, parse_document};
 use inference_engine::{Engine, EngineConfig, EngineError, ModelHash, Progress};
 
@@ -43,6 +49,95 @@ pub enum BootError {
     },
 }
 
+/// Why an operator cannot be bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    /// The zero address names nobody.
+    #[error("the operator must not be the zero address")]
+    Zero,
+    /// Another operator is bound already; a key serves one operator for its whole life.
+    #[error(
+        "this enclave serves operator {bound} already (bound once per boot; restart the enclave to serve another)"
+    )]
+    AlreadyBound {
+        /// The bound operator, 0x-hex.
+        bound: String,
+    },
+}
+
+/// The operator the enclave serves: unset at boot, then bound once by the parent instance.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorBinding(Arc<OnceLock<EthereumAddress>>);
+
+impl OperatorBinding {
+    /// The bound operator, if any.
+    pub fn get(&self) -> Option<EthereumAddress> {
+        self.0.get().copied()
+    }
+
+    /// Binds `operator`. Binding the same operator again is allowed (and changes nothing).
+    ///
+    /// # Errors
+    /// [`OperatorError::Zero`], or [`OperatorError::AlreadyBound`] for another operator.
+    pub fn bind(&self, operator: EthereumAddress) -> Result<(), OperatorError> {
+        if operator == [0u8; 20] {
+            return Err(OperatorError::Zero);
+        }
+        let bound = *self.0.get_or_init(|| operator);
+        if bound != operator {
+            return Err(OperatorError::AlreadyBound {
+                bound: address_hex(&bound),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What every boot document binds: the signing key as `public_key`, and as `user_data` the
+/// TLS key, the model and the operator bound so far (docs/protocol.md §2).
+#[derive(Debug, Clone)]
+pub struct BootClaims {
+    public_key: Arc<[u8]>,
+    binding: BootBinding,
+    operator: OperatorBinding,
+}
+
+impl BootClaims {
+    /// The claims of `identity`, with no operator bound yet.
+    pub fn new(identity: &EnclaveIdentity) -> Self {
+        Self {
+            public_key: identity
+                .signing_key
+                .public_key_uncompressed()
+                .to_vec()
+                .into(),
+            binding: identity.boot_binding(),
+            operator: OperatorBinding::default(),
+        }
+    }
+
+    /// The operator binding (shared by every clone).
+    pub fn operator(&self) -> &OperatorBinding {
+        &self.operator
+    }
+
+    /// The boot binding as of now (with the operator once bound).
+    pub fn binding(&self) -> BootBinding {
+        self.binding
+            .with_operator(self.operator.get().unwrap_or_default())
+    }
+
+    /// The request for a boot document answering `nonce` (none: the cached boot document).
+    pub fn request(&self, nonce: Option<Vec<u8>>) -> AttestationRequest {
+        AttestationRequest {
+            public_key: Some(self.public_key.to_vec()),
+            user_data: Some(self.binding().to_user_data().to_vec()),
+            nonce,
+        }
+    }
+}
+
 /// An attestation document with the facts the refresher needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootDocument {
@@ -52,6 +147,8 @@ pub struct BootDocument {
     pub timestamp: UnixMillis,
     /// When its leaf certificate expires.
     pub leaf_not_after: UnixMillis,
+    /// The operator its boot binding names, if any.
+    pub operator: Option<EthereumAddress>,
 }
 
 impl BootDocument {
@@ -67,9 +164,14 @@ impl BootDocument {
         let not_after = leaf.validity().not_after.timestamp();
         let not_after = u64::try_from(not_after)
             .map_err(|_| invalid(format!("leaf expires before 1970 ({not_after})")))?;
+        let operator = match parsed.user_data().map(UserDataBinding::parse) {
+            Some(Ok(UserDataBinding::Boot(binding))) => binding.operator(),
+            _ => None,
+        };
         Ok(Self {
             timestamp: parsed.timestamp(),
             leaf_not_after: UnixMillis::from_unix_seconds(not_after),
+            operator,
             bytes: bytes.into(),
         })
     }
@@ -130,12 +232,14 @@ pub struct BootedEnclave {
     pub attester: Arc<dyn Attester>,
     /// The current boot document.
     pub documents: DocumentCache,
+    /// What boot documents bind, the operator once bound included.
+    pub claims: BootClaims,
 }
 
 impl BootedEnclave {
     /// The request every boot document answers (no nonce).
     pub fn boot_request(&self) -> AttestationRequest {
-        self.identity.boot_attestation_request(None)
+        self.claims.request(None)
     }
 
     /// Requests a new boot document and makes it current.
@@ -167,8 +271,9 @@ pub fn boot(
     let attester = open_attester(config)?;
     let identity = EnclaveIdentity::generate(config.model_sha256, &config.server_names)
         .map_err(BootError::Identity)?;
+    let claims = BootClaims::new(&identity);
     let bytes = attester
-        .attest(&identity.boot_attestation_request(None))
+        .attest(&claims.request(None))
         .map_err(BootError::Attester)?;
     let documents = DocumentCache::new(BootDocument::from_bytes(bytes)?);
     Ok(BootedEnclave {
@@ -176,6 +281,7 @@ pub fn boot(
         identity,
         attester,
         documents,
+        claims,
     })
 }
 
@@ -211,21 +317,21 @@ pub fn refresh_once(
 }
 
 /// Keeps `documents` fresh forever (spawn it on the runtime): sleeps until the current
-/// document is half-way to its leaf's expiry, requests a new one, retries every
-/// [`RETRY_DELAY`] on failure (logging each failure).
+/// document is half-way to its leaf's expiry, requests a new one for `claims` as they are
+/// then, retries every [`RETRY_DELAY`] on failure (logging each failure).
 pub async fn run_refresher(
     attester: Arc<dyn Attester>,
-    request: AttestationRequest,
+    claims: BootClaims,
     documents: DocumentCache,
 ) {
-    run_refresher_observed(attester, request, documents, |_| {}).await;
+    run_refresher_observed(attester, claims, documents, |_| {}).await;
 }
 
 /// [`run_refresher`], telling `on_attempt` the outcome of every refresh attempt (`true` for a
 /// new document): the server counts them in its metrics.
 pub async fn run_refresher_observed(
     attester: Arc<dyn Attester>,
-    request: AttestationRequest,
+    claims: BootClaims,
     documents: DocumentCache,
     on_attempt: impl Fn(bool) + Send + Sync + 'static,
 ) {
@@ -233,8 +339,11 @@ pub async fn run_refresher_observed(
         let delay = documents.current().refresh_delay(UnixMillis::now());
         tokio::time::sleep(delay).await;
         loop {
-            let (attester, request, cache) =
-                (Arc::clone(&attester), request.clone(), documents.clone());
+            let (attester, request, cache) = (
+                Arc::clone(&attester),
+                claims.request(None),
+                documents.clone(),
+            );
             let outcome = tokio::task::spawn_blocking(move || {
                 refresh_once(attester.as_ref(), &request, &cache)
             })
@@ -272,7 +381,23 @@ mod tests {
             bytes: Arc::from(Vec::new()),
             timestamp: UnixMillis(timestamp_ms),
             leaf_not_after: UnixMillis(not_after_ms),
+            operator: None,
         }
+    }
+
+    #[test]
+    fn an_operator_is_bound_once() {
+        let binding = OperatorBinding::default();
+        assert_eq!(binding.get(), None);
+        assert_eq!(binding.bind([0u8; 20]), Err(OperatorError::Zero));
+        assert_eq!(binding.get(), None, "the zero address binds nothing");
+        binding.bind([1u8; 20]).expect("first binding");
+        binding.bind([1u8; 20]).expect("the same operator again");
+        assert!(matches!(
+            binding.bind([2u8; 20]),
+            Err(OperatorError::AlreadyBound { .. })
+        ));
+        assert_eq!(binding.clone().get(), Some([1u8; 20]), "clones share it");
     }
 
     #[test]

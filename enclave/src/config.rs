@@ -41,6 +41,14 @@ pub struct Limits {
     /// Time a client has for the TLS handshake and its request head (408 after it), and
     /// again for the request body, in milliseconds.
     pub header_timeout_ms: u32,
+    /// Connections open at the same time; one more is closed at once (before TLS).
+    pub max_connections: u32,
+    /// Fresh attestation documents (`GET /v1/attestation?nonce=`) per second, all clients
+    /// together; each asks the attester (the NSM) for a signature. 429 beyond it.
+    pub attestations_per_second: u32,
+    /// Fresh attestation documents per minute on one connection (a client needs one per
+    /// connection); 429 beyond it.
+    pub attestations_per_minute_per_connection: u32,
 }
 
 impl Default for Limits {
@@ -52,6 +60,11 @@ impl Default for Limits {
             max_queued_requests: 32,
             max_tokens: 512,
             header_timeout_ms: 10_000,
+            max_connections: 256,
+            // The attester signs a document in about 10 ms (100 in a row took 1.0 s): at most
+            // a fifth of one core goes to documents, whatever clients ask.
+            attestations_per_second: 20,
+            attestations_per_minute_per_connection: 12,
         }
     }
 }
@@ -65,6 +78,10 @@ pub struct EnclaveConfig {
     pub model_sha256: [u8; 32],
     /// Where to listen.
     pub listen: ListenAddress,
+    /// Where the parent channel listens (`vsock:<port>` in an enclave: only the parent
+    /// instance can connect): plain HTTP for the parent's operator binding and metrics
+    /// (docs/protocol.md §5a). None: no parent channel (no operator can be bound).
+    pub parent_listen: Option<ListenAddress>,
     /// Which attester.
     pub attester: AttesterChoice,
     /// Names in the TLS certificate (clients trust the key through attestation).
@@ -81,6 +98,10 @@ impl fmt::Display for EnclaveConfig {
         writeln!(f, "model = {}", self.model.display())?;
         writeln!(f, "model_sha256 = {}", crate::hex(&self.model_sha256))?;
         writeln!(f, "listen = {}", self.listen)?;
+        match &self.parent_listen {
+            Some(address) => writeln!(f, "parent_listen = {address}")?,
+            None => writeln!(f, "parent_listen = (none)")?,
+        }
         match &self.attester {
             AttesterChoice::Nsm => writeln!(f, "attester = nsm")?,
             AttesterChoice::Dev { pki_dir } => {
@@ -102,6 +123,17 @@ impl fmt::Display for EnclaveConfig {
         )?;
         writeln!(f, "max_tokens = {}", self.limits.max_tokens)?;
         writeln!(f, "header_timeout_ms = {}", self.limits.header_timeout_ms)?;
+        writeln!(f, "max_connections = {}", self.limits.max_connections)?;
+        writeln!(
+            f,
+            "attestations_per_second = {}",
+            self.limits.attestations_per_second
+        )?;
+        writeln!(
+            f,
+            "attestations_per_minute_per_connection = {}",
+            self.limits.attestations_per_minute_per_connection
+        )?;
         match &self.onchain_relay {
             Some(relay) => write!(f, "onchain_relay = {relay}"),
             None => write!(f, "onchain_relay = (none)"),
@@ -203,6 +235,8 @@ pub struct ConfigLayer {
     pub model_sha256: Option<String>,
     /// `listen`: `tcp:<addr:port>` or `vsock:<port>`.
     pub listen: Option<String>,
+    /// `parent_listen`: `tcp:<addr:port>` or `vsock:<port>`.
+    pub parent_listen: Option<String>,
     /// `attester`: `nsm` or `dev`.
     pub attester: Option<String>,
     /// `dev_pki`: the development CA directory.
@@ -219,15 +253,22 @@ pub struct ConfigLayer {
     pub max_tokens: Option<u64>,
     /// `header_timeout_ms`.
     pub header_timeout_ms: Option<u64>,
+    /// `max_connections`.
+    pub max_connections: Option<u64>,
+    /// `attestations_per_second`.
+    pub attestations_per_second: Option<u64>,
+    /// `attestations_per_minute_per_connection`.
+    pub attestations_per_minute_per_connection: Option<u64>,
     /// `onchain_relay`: `<chain_id>:<0x relay address>`.
     pub onchain_relay: Option<String>,
 }
 
 /// Environment variables, one per setting.
-pub const ENV_VARS: [(&str, &str); 12] = [
+pub const ENV_VARS: [(&str, &str); 16] = [
     ("model", "ENCLAVE_MODEL"),
     ("model_sha256", "ENCLAVE_MODEL_SHA256"),
     ("listen", "ENCLAVE_LISTEN"),
+    ("parent_listen", "ENCLAVE_PARENT_LISTEN"),
     ("attester", "ENCLAVE_ATTESTER"),
     ("dev_pki", "ENCLAVE_DEV_PKI"),
     ("server_names", "ENCLAVE_SERVER_NAMES"),
@@ -236,6 +277,12 @@ pub const ENV_VARS: [(&str, &str); 12] = [
     ("max_queued_requests", "ENCLAVE_MAX_QUEUED_REQUESTS"),
     ("max_tokens", "ENCLAVE_MAX_TOKENS"),
     ("header_timeout_ms", "ENCLAVE_HEADER_TIMEOUT_MS"),
+    ("max_connections", "ENCLAVE_MAX_CONNECTIONS"),
+    ("attestations_per_second", "ENCLAVE_ATTESTATIONS_PER_SECOND"),
+    (
+        "attestations_per_minute_per_connection",
+        "ENCLAVE_ATTESTATIONS_PER_MINUTE_PER_CONNECTION",
+    ),
     ("onchain_relay", "ENCLAVE_ONCHAIN_RELAY"),
 ];
 
@@ -294,6 +341,7 @@ impl ConfigLayer {
             model: get("model").map(PathBuf::from),
             model_sha256: get("model_sha256"),
             listen: get("listen"),
+            parent_listen: get("parent_listen"),
             attester: get("attester"),
             dev_pki: get("dev_pki").map(PathBuf::from),
             server_names: get("server_names").map(|names| {
@@ -307,6 +355,11 @@ impl ConfigLayer {
             max_queued_requests: number("max_queued_requests")?,
             max_tokens: number("max_tokens")?,
             header_timeout_ms: number("header_timeout_ms")?,
+            max_connections: number("max_connections")?,
+            attestations_per_second: number("attestations_per_second")?,
+            attestations_per_minute_per_connection: number(
+                "attestations_per_minute_per_connection",
+            )?,
             onchain_relay: get("onchain_relay"),
         })
     }
@@ -318,6 +371,7 @@ impl ConfigLayer {
             model: higher.model.or(self.model),
             model_sha256: higher.model_sha256.or(self.model_sha256),
             listen: higher.listen.or(self.listen),
+            parent_listen: higher.parent_listen.or(self.parent_listen),
             attester: higher.attester.or(self.attester),
             dev_pki: higher.dev_pki.or(self.dev_pki),
             server_names: higher.server_names.or(self.server_names),
@@ -328,6 +382,13 @@ impl ConfigLayer {
             max_queued_requests: higher.max_queued_requests.or(self.max_queued_requests),
             max_tokens: higher.max_tokens.or(self.max_tokens),
             header_timeout_ms: higher.header_timeout_ms.or(self.header_timeout_ms),
+            max_connections: higher.max_connections.or(self.max_connections),
+            attestations_per_second: higher
+                .attestations_per_second
+                .or(self.attestations_per_second),
+            attestations_per_minute_per_connection: higher
+                .attestations_per_minute_per_connection
+                .or(self.attestations_per_minute_per_connection),
             onchain_relay: higher.onchain_relay.or(self.onchain_relay),
         }
     }
@@ -351,6 +412,10 @@ impl ConfigLayer {
             .listen
             .ok_or_else(|| missing("listen", "listen"))?
             .parse::<ListenAddress>()?;
+        let parent_listen = self
+            .parent_listen
+            .map(|text| text.parse::<ListenAddress>())
+            .transpose()?;
         let attester_text = self
             .attester
             .ok_or_else(|| missing("attester", "attester"))?;
@@ -408,6 +473,27 @@ impl ConfigLayer {
                 100,
                 600_000,
             )? as u32,
+            max_connections: in_range(
+                "max_connections",
+                self.max_connections,
+                u64::from(defaults.max_connections),
+                1,
+                65_536,
+            )? as u32,
+            attestations_per_second: in_range(
+                "attestations_per_second",
+                self.attestations_per_second,
+                u64::from(defaults.attestations_per_second),
+                1,
+                10_000,
+            )? as u32,
+            attestations_per_minute_per_connection: in_range(
+                "attestations_per_minute_per_connection",
+                self.attestations_per_minute_per_connection,
+                u64::from(defaults.attestations_per_minute_per_connection),
+                1,
+                60_000,
+            )? as u32,
         };
         let onchain_relay = self
             .onchain_relay
@@ -420,6 +506,7 @@ impl ConfigLayer {
             model,
             model_sha256,
             listen,
+            parent_listen,
             attester,
             server_names,
             limits,
@@ -505,6 +592,63 @@ mod tests {
         let shown = config.to_string();
         assert!(shown.contains(&format!("model_sha256 = {HASH}")), "{shown}");
         assert!(shown.contains("listen = vsock:5005"), "{shown}");
+        assert!(shown.contains("parent_listen = (none)"), "{shown}");
+        assert!(shown.contains("max_connections = 256"), "{shown}");
+    }
+
+    #[test]
+    fn the_parent_channel_and_the_connection_limits() {
+        let config = ConfigLayer {
+            parent_listen: Some("vsock:5006".to_owned()),
+            max_connections: Some(32),
+            attestations_per_second: Some(5),
+            attestations_per_minute_per_connection: Some(2),
+            ..minimal()
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(
+            config.parent_listen,
+            Some(ListenAddress::Vsock { port: 5006 })
+        );
+        assert_eq!(config.limits.max_connections, 32);
+        assert_eq!(config.limits.attestations_per_second, 5);
+        assert_eq!(config.limits.attestations_per_minute_per_connection, 2);
+        let layer = env(&[
+            ("ENCLAVE_PARENT_LISTEN", "tcp:127.0.0.1:9"),
+            ("ENCLAVE_ATTESTATIONS_PER_MINUTE_PER_CONNECTION", "3"),
+        ]);
+        assert_eq!(layer.parent_listen.as_deref(), Some("tcp:127.0.0.1:9"));
+        assert_eq!(layer.attestations_per_minute_per_connection, Some(3));
+        for (name, layer) in [
+            (
+                "max_connections",
+                ConfigLayer {
+                    max_connections: Some(0),
+                    ..minimal()
+                },
+            ),
+            (
+                "attestations_per_second",
+                ConfigLayer {
+                    attestations_per_second: Some(0),
+                    ..minimal()
+                },
+            ),
+        ] {
+            assert!(
+                matches!(layer.resolve(), Err(ConfigError::OutOfRange { name: found, .. }) if found == name),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            ConfigLayer {
+                parent_listen: Some("udp:1".to_owned()),
+                ..minimal()
+            }
+            .resolve(),
+            Err(ConfigError::InvalidListen(_))
+        ));
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! - the TLS key with its self-signed certificate (TLS ends inside the enclave).
 //!
 //! The boot attestation document binds both: `public_key` = the signing key (65-byte
-//! uncompressed SEC1), `user_data` = `0x01 || sha256(TLS SPKI DER) || model_sha256`.
+//! uncompressed SEC1), `user_data` = `0x01 || sha256(TLS SPKI DER) || model_sha256 || operator`
+//! (the operator is zeros until the parent binds one: `crate::boot::BootClaims`).
 
 use std::fmt;
 use std::sync::Arc;
 
-use attestation_verifier::binding::BootBinding;
+use attestation_verifier::binding::{BOOT_BINDING_BYTES, BootBinding};
 use attestation_verifier::receipt::{
     EthereumAddress, RECOVERABLE_SIGNATURE_BYTES, Receipt, ReceiptClaims, address_hex,
     ethereum_address,
@@ -274,17 +275,19 @@ impl EnclaveIdentity {
         })
     }
 
-    /// The boot binding: TLS SPKI hash and model hash.
+    /// The boot binding: TLS SPKI hash and model hash, no operator.
     pub fn boot_binding(&self) -> BootBinding {
         BootBinding::for_tls_spki(self.tls.spki_der(), self.model_sha256)
     }
 
-    /// The boot `user_data`: `0x01 || sha256(TLS SPKI DER) || model_sha256` (65 bytes).
-    pub fn boot_user_data(&self) -> [u8; 65] {
+    /// The boot `user_data` before an operator is bound: `0x01 || sha256(TLS SPKI DER) ||
+    /// model_sha256 || 20 zero bytes` (85 bytes).
+    pub fn boot_user_data(&self) -> [u8; BOOT_BINDING_BYTES] {
         self.boot_binding().to_user_data()
     }
 
-    /// The attestation request for a boot document, optionally answering a client's nonce.
+    /// The attestation request for a boot document with no operator bound, optionally
+    /// answering a client's nonce.
     pub fn boot_attestation_request(&self, nonce: Option<Vec<u8>>) -> AttestationRequest {
         AttestationRequest {
             public_key: Some(self.signing_key.public_key_uncompressed().to_vec()),
@@ -368,10 +371,11 @@ mod tests {
         // The SPKI we hash is exactly the one in the certificate clients will see.
         assert_eq!(certificate.public_key().raw, identity.tls.spki_der());
         let user_data = identity.boot_user_data();
-        assert_eq!(user_data.len(), 65);
+        assert_eq!(user_data.len(), 85);
         assert_eq!(user_data[0], 0x01);
         assert_eq!(&user_data[1..33], &identity.tls.spki_sha256());
-        assert_eq!(&user_data[33..], &model);
+        assert_eq!(&user_data[33..65], &model);
+        assert_eq!(&user_data[65..], &[0u8; 20], "no operator bound yet");
         let parsed = BootBinding::parse(&user_data).expect("parses");
         parsed
             .check_tls_spki(certificate.public_key().raw)

@@ -38,9 +38,10 @@ enum Command {
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// A TOML file with any of the settings below (keys as in `enclave.toml`: model,
-    /// model_sha256, listen, attester, dev_pki, server_names, max_request_bytes,
-    /// max_concurrent_requests, max_queued_requests, max_tokens, header_timeout_ms,
-    /// onchain_relay).
+    /// model_sha256, listen, parent_listen, attester, dev_pki, server_names,
+    /// max_request_bytes, max_concurrent_requests, max_queued_requests, max_tokens,
+    /// header_timeout_ms, max_connections, attestations_per_second,
+    /// attestations_per_minute_per_connection, onchain_relay).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
     /// The GGUF model file [env: ENCLAVE_MODEL].
@@ -52,6 +53,11 @@ struct ServeArgs {
     /// Where to listen: tcp:<addr:port> or vsock:<port> [env: ENCLAVE_LISTEN].
     #[arg(long, value_name = "ADDRESS")]
     listen: Option<String>,
+    /// Where the parent channel listens (plain HTTP, for the parent instance only: the
+    /// operator binding and metrics): tcp:<addr:port> or vsock:<port>
+    /// [env: ENCLAVE_PARENT_LISTEN].
+    #[arg(long, value_name = "ADDRESS")]
+    parent_listen: Option<String>,
     /// nsm (the Nitro Secure Module) or dev (a local development CA) [env: ENCLAVE_ATTESTER].
     #[arg(long, value_name = "nsm|dev")]
     attester: Option<String>,
@@ -78,6 +84,17 @@ struct ServeArgs {
     /// [env: ENCLAVE_HEADER_TIMEOUT_MS].
     #[arg(long, value_name = "MS")]
     header_timeout_ms: Option<u64>,
+    /// Connections open at once; more are closed at once [env: ENCLAVE_MAX_CONNECTIONS].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<u64>,
+    /// Fresh attestation documents per second, all clients together (429 beyond)
+    /// [env: ENCLAVE_ATTESTATIONS_PER_SECOND].
+    #[arg(long, value_name = "N")]
+    attestations_per_second: Option<u64>,
+    /// Fresh attestation documents per minute on one connection (429 beyond)
+    /// [env: ENCLAVE_ATTESTATIONS_PER_MINUTE_PER_CONNECTION].
+    #[arg(long, value_name = "N")]
+    attestations_per_minute_per_connection: Option<u64>,
     /// The relay this enclave signs on-chain fulfilments for, <chain_id>:<0x address>;
     /// without it `POST /v1/onchain/fulfillments` is refused [env: ENCLAVE_ONCHAIN_RELAY].
     #[arg(long, value_name = "CHAIN:ADDRESS")]
@@ -90,6 +107,7 @@ impl ServeArgs {
             model: self.model.clone(),
             model_sha256: self.model_sha256.clone(),
             listen: self.listen.clone(),
+            parent_listen: self.parent_listen.clone(),
             attester: self.attester.clone(),
             dev_pki: self.dev_pki.clone(),
             server_names: self.server_names.clone(),
@@ -98,6 +116,9 @@ impl ServeArgs {
             max_queued_requests: self.max_queued_requests,
             max_tokens: self.max_tokens,
             header_timeout_ms: self.header_timeout_ms,
+            max_connections: self.max_connections,
+            attestations_per_second: self.attestations_per_second,
+            attestations_per_minute_per_connection: self.attestations_per_minute_per_connection,
             onchain_relay: self.onchain_relay.clone(),
         }
     }

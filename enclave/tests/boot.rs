@@ -19,6 +19,7 @@ fn config(pki_dir: PathBuf, model_sha256: [u8; 32]) -> EnclaveConfig {
         model: model_path(),
         model_sha256,
         listen: "tcp:127.0.0.1:0".parse().expect("listen"),
+        parent_listen: None,
         attester: AttesterChoice::Dev { pki_dir },
         server_names: vec!["localhost".to_owned()],
         limits: Limits::default(),

@@ -5,6 +5,7 @@
 mod common;
 
 use attestation_verifier::Policy;
+use attestation_verifier::binding::UserDataBinding;
 use attestation_verifier::onchain::Fulfillment;
 use attestation_verifier::receipt::{
     Receipt, ReceiptClaims, ethereum_address, recover_signer, verify_receipt,
@@ -18,14 +19,27 @@ use hyper::StatusCode;
 const RELAY: &str = "31337:0xc2be970268c5f0924b50ecb8842b4b8ffd4e57a8";
 const INPUT: &str = "What is the capital of France?";
 const PARAMS: &str = r#"{"max_tokens":12,"temperature":0}"#;
+/// The operator the tests' parent binds.
+const OPERATOR: [u8; 20] = [0x0e; 20];
 
 fn request_body(chain_id: u64, relay: &str, model_hash: &[u8; 32], params: &str) -> String {
+    request_body_for(chain_id, relay, &OPERATOR, model_hash, params)
+}
+
+fn request_body_for(
+    chain_id: u64,
+    relay: &str,
+    operator: &[u8; 20],
+    model_hash: &[u8; 32],
+    params: &str,
+) -> String {
     let mut request_id = [0u8; 32];
     request_id[31] = 7;
     serde_json::json!({
         "chain_id": chain_id,
         "relay": relay,
         "request_id": format!("0x{}", hex(&request_id)),
+        "operator": format!("0x{}", hex(operator)),
         "model_hash": format!("0x{}", hex(model_hash)),
         "input": format!("0x{}", hex(INPUT.as_bytes())),
         "params": format!("0x{}", hex(params.as_bytes())),
@@ -47,6 +61,34 @@ async fn signs_the_fulfilment_for_its_relay_only() {
     let relay_hex = "0xc2be970268c5f0924b50ecb8842b4b8ffd4e57a8";
 
     let body = request_body(31337, relay_hex, &SMOLLM2_SHA256, PARAMS);
+    // Until its parent binds an operator, the enclave signs for nobody.
+    let reply = server.post("/v1/onchain/fulfillments", &body).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&reply), "operator_not_bound");
+    let (status, state) = server.parent("GET", "/v1/operator", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&state).expect("JSON")["operator"],
+        serde_json::Value::Null
+    );
+    server.bind_operator(OPERATOR).await;
+    // Once per boot: another operator is refused, the same one again changes nothing.
+    let (status, refused) = server
+        .parent(
+            "PUT",
+            "/v1/operator",
+            &format!(r#"{{"operator":"0x{}"}}"#, "ba".repeat(20)),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused.contains("operator_already_bound"), "{refused}");
+    server.bind_operator(OPERATOR).await;
+    // The harvesting attack: a staker that is not the operator asks for a signature.
+    let harvest = request_body_for(31337, relay_hex, &[0xba; 20], &SMOLLM2_SHA256, PARAMS);
+    let reply = server.post("/v1/onchain/fulfillments", &harvest).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&reply), "operator_not_served");
+
     let reply = server.post("/v1/onchain/fulfillments", &body).await;
     assert_eq!(
         reply.status,
@@ -72,11 +114,18 @@ async fn signs_the_fulfilment_for_its_relay_only() {
     // boot document attests.
     let document = base64_decode(reply.header("x-attested-document").expect("document"));
     let attested = server.verify(&document, &Policy::new());
+    // The document sent with the answer names the operator (user_data, docs/protocol.md §2).
+    let binding = match UserDataBinding::parse(attested.user_data().expect("user_data")) {
+        Ok(UserDataBinding::Boot(binding)) => binding,
+        other => panic!("not a boot binding: {other:?}"),
+    };
+    assert_eq!(binding.operator(), Some(OPERATOR));
     let enclave = ethereum_address(attested.public_key().expect("public key")).expect("address");
     let mut request_id = [0u8; 32];
     request_id[31] = 7;
     let statement = Fulfillment::for_exchange(
         request_id,
+        OPERATOR,
         SMOLLM2_SHA256,
         INPUT.as_bytes(),
         PARAMS.as_bytes(),
@@ -99,6 +148,7 @@ async fn signs_the_fulfilment_for_its_relay_only() {
     // Another output under the same signature names someone else.
     let forged = Fulfillment::for_exchange(
         request_id,
+        OPERATOR,
         SMOLLM2_SHA256,
         INPUT.as_bytes(),
         PARAMS.as_bytes(),
@@ -163,6 +213,7 @@ async fn signs_the_fulfilment_for_its_relay_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_relay_setting_it_signs_nothing() {
     let server = TestServer::start(Limits::default());
+    server.bind_operator(OPERATOR).await;
     let body = request_body(
         31337,
         "0xc2be970268c5f0924b50ecb8842b4b8ffd4e57a8",

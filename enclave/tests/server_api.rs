@@ -305,15 +305,12 @@ async fn models_health_and_metrics() {
         .post("/v1/chat/completions", &chat_body(server.model(), 2, false))
         .await;
     assert_eq!(reply.status, StatusCode::OK);
-    let metrics = server.get("/metrics").await;
-    assert_eq!(metrics.status, StatusCode::OK);
-    assert!(
-        metrics
-            .header("content-type")
-            .expect("type")
-            .starts_with("text/plain")
-    );
-    let text = String::from_utf8(metrics.body).expect("text");
+    // Metrics are the operator's: on the parent channel, not on the public port.
+    server
+        .get("/metrics")
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+    let text = server.metrics().await;
     let value = |prefix: &str| -> f64 {
         text.lines()
             .find_map(|line| line.strip_prefix(prefix))
@@ -400,7 +397,7 @@ async fn a_client_that_disconnects_cancels_its_generation() {
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or(0)
     };
-    let before = String::from_utf8(server.get("/metrics").await.body).expect("text");
+    let before = server.metrics().await;
     let cancelled_before = metric(&before, "enclave_generations_cancelled_total ");
 
     let request = serde_json::json!({
@@ -427,7 +424,7 @@ async fn a_client_that_disconnects_cancels_its_generation() {
 
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = String::from_utf8(server.get("/metrics").await.body).expect("text");
+        let text = server.metrics().await;
         if metric(&text, "enclave_generations_cancelled_total ") > cancelled_before {
             break;
         }

@@ -79,7 +79,7 @@ async fn overload_gets_429_with_retry_after_and_accepted_requests_complete() {
         accepted >= 2,
         "the queue's capacity is served ({accepted} accepted)"
     );
-    let metrics = String::from_utf8(server.get("/metrics").await.body).expect("text");
+    let metrics = server.metrics().await;
     assert!(
         metrics
             .contains("enclave_http_requests_total{endpoint=\"/v1/completions\",status=\"429\"}"),

@@ -2,7 +2,8 @@
 //! process: attested chats through the proxy with the client library (TLS ends in the
 //! enclave, the attestation document is verified under the development root, every answer's
 //! receipt is verified); one enclave is killed, the following chats all succeed on the
-//! others; it comes back on the same port and rejoins.
+//! others; it comes back on the same port and rejoins. Chats in flight on an enclave that dies
+//! are sent again by the client library on a new attested connection, and none fails.
 
 mod common;
 
@@ -22,6 +23,7 @@ fn start_enclave(pki: &TempDir, listen: &str) -> RunningServer {
         model: model_path(),
         model_sha256: model_sha256(),
         listen: listen.parse().expect("listen address"),
+        parent_listen: None,
         // One development CA for all enclaves, as one operator's fleet would share a root.
         attester: AttesterChoice::Dev {
             pki_dir: pki.path().join("dev-pki"),
@@ -155,4 +157,145 @@ fn attested_chats_through_the_proxy_survive_an_enclave_kill_and_rejoin() {
     for server in enclaves.into_iter().flatten() {
         server.shutdown();
     }
+}
+
+/// A TCP forwarder in front of an enclave that can be killed the way SIGKILL kills the enclave
+/// process: every connection through it closes at once, mid-request, and its port refuses new
+/// ones.
+struct KillSwitch {
+    address: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KillSwitch {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the forwarder");
+        let address = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                connections.spawn(async move {
+                    if let Ok(mut backend) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                    }
+                });
+            }
+        });
+        Self { address, task }
+    }
+
+    /// Closes every forwarded connection and the listener (the JoinSet drops with the task).
+    async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// The issue-17 scenario: chats in flight, 8 at a time, through host-proxy to two enclaves;
+/// one enclave dies mid-way. The client library sends a request whose connection died before
+/// any response again, once, on a new attested connection (the proxy hands it to the
+/// surviving enclave): no chat fails.
+#[test]
+fn chats_in_flight_on_a_killed_enclave_are_retried_on_a_new_attested_connection() {
+    const WORKERS: usize = 8;
+    const CHATS: usize = 48;
+    const KILL_AFTER: usize = 12;
+    let pki = TempDir::new("enclaves-in-flight");
+    let doomed = start_enclave(&pki, "tcp:127.0.0.1:0");
+    let survivor = start_enclave(&pki, "tcp:127.0.0.1:0");
+    let root = doomed
+        .dev_root_pem()
+        .expect("read dev root")
+        .expect("development root");
+    let policy = ClientPolicy::new(TrustAnchor::from_pem_explicit(&root).expect("anchor"))
+        .expect_model_sha256(model_sha256());
+    let doomed_key = attestation_verifier::receipt::address_hex(&doomed.enclave_address());
+    let survivor_key = attestation_verifier::receipt::address_hex(&survivor.enclave_address());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let switch = KillSwitch::start(doomed.socket_addr().expect("TCP")).await;
+        let arguments = [
+            "--health-interval".to_owned(),
+            "200ms".to_owned(),
+            "--backend".to_owned(),
+            format!("tcp:{}", switch.address),
+            "--backend".to_owned(),
+            format!("tcp:{}", survivor.socket_addr().expect("TCP")),
+        ];
+        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        let proxy = ProxyProcess::start(&arguments);
+        let url = format!("https://{}", proxy.address);
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for worker in 0..WORKERS {
+            let (url, policy) = (url.clone(), policy.clone());
+            let (started, answered) = (started.clone(), answered.clone());
+            workers.push(tokio::spawn(async move {
+                let options = ConnectOptions {
+                    connect_timeout: Duration::from_secs(60),
+                    answer_timeout: Duration::from_secs(120),
+                };
+                let mut connection = AttestedConnection::connect(&url, policy, options)
+                    .await
+                    .unwrap_or_else(|error| panic!("worker {worker}: connect: {error}"));
+                let first_key = connection.enclave_address();
+                let mut keys = Vec::new();
+                loop {
+                    let index = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if index >= CHATS {
+                        break;
+                    }
+                    let answer = connection
+                        .chat(&ChatRequest {
+                            prompt: format!("Count to {index}."),
+                            max_tokens: Some(8),
+                            ..ChatRequest::default()
+                        })
+                        .await
+                        .unwrap_or_else(|error| panic!("chat {index} failed: {error}"));
+                    assert!(!answer.answer.is_empty());
+                    keys.push(connection.enclave_address());
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                (first_key, keys, connection.reconnections())
+            }));
+        }
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < KILL_AFTER {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        switch.kill().await;
+        let mut reconnected = 0;
+        for worker in workers {
+            let (first_key, keys, reconnections) = worker.await.expect("no chat failed");
+            if first_key == doomed_key {
+                // Its connection died with the enclave: it went on with the survivor.
+                assert!(
+                    reconnections >= 1,
+                    "a worker on the killed enclave never reconnected"
+                );
+                assert_eq!(keys.last(), Some(&survivor_key));
+                reconnected += 1;
+            } else {
+                assert_eq!(reconnections, 0, "a worker on the survivor reconnected");
+            }
+        }
+        assert!(
+            reconnected >= 1,
+            "no worker was on the killed enclave: the proxy did not spread them"
+        );
+        assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), CHATS);
+    });
+    drop(doomed);
+    survivor.shutdown();
 }

@@ -67,6 +67,7 @@ alloy::sol! {
         function credits(address account) external view returns (uint256);
         function fulfillmentDigest(
             bytes32 requestId,
+            address operator,
             bytes32 modelHash,
             bytes32 inputHash,
             bytes32 paramsHash,
@@ -80,16 +81,27 @@ alloy::sol! {
 
         struct EnclaveRegistration {
             address enclave;
+            address operator;
             bytes32 imageId;
             bytes32 modelHash;
             uint64 expiry;
             uint64 attestedAtMs;
         }
 
+        struct Enclave {
+            bytes32 imageId;
+            bytes32 modelHash;
+            uint64 expiry;
+            uint64 attestedAtMs;
+            bool revoked;
+            address operator;
+        }
+
         function registerWithVerifierSignature(EnclaveRegistration calldata statement, bytes calldata signature) external;
         function enclaveStatus(address enclave, bytes32 modelHash) external view returns (EnclaveStatus);
         function registrationDigest(EnclaveRegistration calldata statement) external view returns (bytes32);
         function maxRegistrationValidity() external view returns (uint64);
+        function enclaves(address enclave) external view returns (Enclave memory);
     }
 
     /// `contracts/src/nitro/NitroRegistrar.sol`: the trustless registration route.

@@ -6,16 +6,13 @@
 use alloy::primitives::{Address, B256, Bytes};
 use attest::ClientPolicy;
 use attest::connection::{AttestedConnection, ConnectOptions};
-use attestation_verifier::onchain::ContractDomain;
+use attestation_verifier::onchain::{ContractDomain, FULFILLMENTS_PATH};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::error::RelayerError;
 use crate::relay::AnswerSource;
 use crate::state::{Job, SignedAnswer};
-
-/// The enclave's fulfilment path.
-pub const FULFILLMENTS_PATH: &str = "/v1/onchain/fulfillments";
 
 /// An attested enclave as an [`AnswerSource`].
 #[derive(Debug)]
@@ -25,6 +22,7 @@ pub struct EnclaveAnswers {
     options: ConnectOptions,
     model_hash: B256,
     enclave: Address,
+    operator: Address,
     connection: Mutex<Option<AttestedConnection>>,
 }
 
@@ -36,18 +34,23 @@ struct FulfillmentAnswer {
 }
 
 impl EnclaveAnswers {
-    /// Connects to the enclave at `url` and verifies it under `policy`.
+    /// Connects to the enclave at `url`, verifies it under `policy`, and checks that its
+    /// attestation binds `operator` (the enclave signs fulfilments for that operator only;
+    /// [`crate::parent::bind_operator`] binds it).
     ///
     /// # Errors
-    /// [`RelayerError::Enclave`] when it cannot be reached or is not trusted.
+    /// [`RelayerError::Enclave`] when it cannot be reached or is not trusted,
+    /// [`RelayerError::OperatorNotServed`] when it serves no operator or another one.
     pub async fn connect(
         url: &str,
         policy: ClientPolicy,
         options: ConnectOptions,
+        operator: Address,
     ) -> Result<Self, RelayerError> {
         let connection = AttestedConnection::connect(url, policy.clone(), options.clone())
             .await
             .map_err(|error| RelayerError::Enclave(error.to_string()))?;
+        check_operator(url, &connection, operator)?;
         let trusted = connection.enclave();
         let model_hash = B256::from(trusted.binding.model_sha256);
         let enclave = Address::from(trusted.signer.address);
@@ -58,6 +61,7 @@ impl EnclaveAnswers {
             options,
             model_hash,
             enclave,
+            operator,
             connection: Mutex::new(Some(connection)),
         })
     }
@@ -88,6 +92,7 @@ impl EnclaveAnswers {
                     attested: enclave,
                 });
             }
+            check_operator(&self.url, &connection, self.operator)?;
             *slot = Some(connection);
         }
         let Some(connection) = slot.as_mut() else {
@@ -97,6 +102,7 @@ impl EnclaveAnswers {
             "chain_id": relay_domain.chain_id,
             "relay": Address::from(relay_domain.contract),
             "request_id": job.request_id,
+            "operator": self.operator,
             "model_hash": job.model_hash,
             "input": job.input,
             "params": job.params,
@@ -126,6 +132,24 @@ impl EnclaveAnswers {
             enclave: self.enclave,
         })
     }
+}
+
+/// The attested document must bind `operator`: an enclave bound to nobody (or to another
+/// operator) refuses to sign fulfilments for us, and its registration would not be ours.
+fn check_operator(
+    url: &str,
+    connection: &AttestedConnection,
+    operator: Address,
+) -> Result<(), RelayerError> {
+    let attested = connection.enclave().binding.operator().map(Address::from);
+    if attested == Some(operator) {
+        return Ok(());
+    }
+    Err(RelayerError::OperatorNotServed {
+        url: url.to_owned(),
+        operator,
+        attested,
+    })
 }
 
 impl AnswerSource for EnclaveAnswers {

@@ -51,10 +51,9 @@ pub enum RelayerError {
         attested: Address,
     },
     /// The enclave now attests another key than the one this relayer started with (it was
-    /// restarted): the relayer stops, so that its supervisor restarts it with the new key.
-    #[error(
-        "the enclave at {url} now attests key {attested}, not {expected} (restarted?); stopping: restart the relayer once the new key is registered"
-    )]
+    /// restarted): `relayer run` binds its operator on the new enclave, registers the new key
+    /// when it has a registration route, and goes on with it.
+    #[error("the enclave at {url} now attests key {attested}, not {expected} (restarted?)")]
     EnclaveKeyChanged {
         /// The enclave's URL.
         url: String,
@@ -77,15 +76,67 @@ pub enum RelayerError {
         /// `EnclaveRegistry.EnclaveStatus` as a number.
         status: u8,
     },
+    /// The enclave's parent channel did not bind the operator (unreachable, another operator
+    /// bound already, or its boot document could not be renewed).
+    #[error("binding the operator on the enclave's parent channel {parent} failed: {reason}")]
+    OperatorBinding {
+        /// The parent channel's address.
+        parent: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The enclave's attestation does not bind this relayer's operator: it would refuse to
+    /// sign fulfilments for it (bind it with `--enclave-parent` or `relayer bind-operator`).
+    #[error(
+        "the enclave at {url} serves operator {}, not {operator}: bind the operator over the enclave's parent channel (relayer bind-operator / run --enclave-parent)",
+        attested.map_or_else(|| "none".to_owned(), |attested| attested.to_string())
+    )]
+    OperatorNotServed {
+        /// The enclave's URL.
+        url: String,
+        /// This relayer's operator.
+        operator: Address,
+        /// The operator the attestation binds, if any.
+        attested: Option<Address>,
+    },
+    /// The enclave's registration ends before the request's deadline: claiming it could end
+    /// in a slash, so it is not claimed (retried, in case the registration is renewed).
+    #[error(
+        "enclave {enclave}'s registration ends at {expiry}, before request {request_id}'s deadline {deadline}: not claimed"
+    )]
+    RegistrationEndsTooSoon {
+        /// The request.
+        request_id: B256,
+        /// The enclave.
+        enclave: Address,
+        /// Its registration's expiry (Unix seconds).
+        expiry: u64,
+        /// The request's deadline (Unix seconds).
+        deadline: u64,
+    },
+    /// The registry binds the enclave to another operator: its fulfilments would not pay us.
+    #[error("the registry binds enclave {enclave} to operator {registered}, not {operator}")]
+    RegisteredForAnotherOperator {
+        /// The enclave.
+        enclave: Address,
+        /// The operator the registry names.
+        registered: Address,
+        /// This relayer's operator.
+        operator: Address,
+    },
     /// A command-line value is unusable.
     #[error("{0}")]
     Usage(String),
 }
 
 impl RelayerError {
-    /// Errors after which continuing could lose work or act for the wrong enclave.
+    /// Errors after which continuing could lose work or act for the wrong enclave (`relayer
+    /// run` handles [`RelayerError::EnclaveKeyChanged`] by switching to the new enclave).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::State { .. } | Self::EnclaveKeyChanged { .. })
+        matches!(
+            self,
+            Self::State { .. } | Self::EnclaveKeyChanged { .. } | Self::OperatorNotServed { .. }
+        )
     }
 
     /// A failed chain call, with what was being done.

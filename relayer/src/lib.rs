@@ -6,12 +6,14 @@
 //! - [`relay`]: the loop and the [`relay::AnswerSource`] seam;
 //! - [`state`]: the persistent cursor and unfinished requests;
 //! - [`enclave`]: answers from the attested enclave;
+//! - [`parent`]: the enclave's parent channel (binding the operator);
 //! - [`register`]: the verifier-key registration;
 //! - [`contracts`]: the contracts' ABI.
 
 pub mod contracts;
 pub mod enclave;
 pub mod error;
+pub mod parent;
 pub mod register;
 pub mod relay;
 pub mod state;

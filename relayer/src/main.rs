@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! relayer run      --rpc-url URL --relay ADDR --enclave-url https://HOST:PORT [policy] --state FILE
+//!                  [--enclave-parent vsock:CID:PORT] [--registry ADDR | --nitro-registrar ADDR]
+//! relayer bind-operator --enclave-parent vsock:CID:PORT
 //! relayer stake    --rpc-url URL --relay ADDR --amount-wei N
 //! relayer register --rpc-url URL --registry ADDR --enclave-url https://HOST:PORT [policy]
 //! relayer register --rpc-url URL --nitro-registrar ADDR --enclave-url https://HOST:PORT [policy]
@@ -22,10 +24,14 @@ use alloy::signers::local::PrivateKeySigner;
 use attest::connection::{AttestedConnection, ConnectOptions};
 use attest::policy::PolicyArgs;
 use clap::{Args, Parser, Subcommand};
+use host_proxy::BackendAddress;
 use relayer::RelayerError;
+use relayer::contracts::IEnclaveRegistry::{self, EnclaveStatus};
 use relayer::contracts::IInferenceRelay;
 use relayer::enclave::EnclaveAnswers;
+use relayer::parent::bind_operator;
 use relayer::register::{registration_for, submit_nitro_registration, submit_registration};
+use relayer::relay::AnswerSource as _;
 use relayer::relay::{Relayer, RelayerSettings};
 use relayer::state::RelayerState;
 
@@ -44,6 +50,9 @@ struct Cli {
 enum Command {
     /// Watch the relay and fulfil every request for the enclave's model, exactly once.
     Run(RunArgs),
+    /// Bind the operator (RELAYER_OPERATOR_KEY's address) on a freshly booted enclave, over
+    /// its parent channel: the enclave then attests it and signs fulfilments for it alone.
+    BindOperator(BindArgs),
     /// Stake ETH in the relay as the operator (claims lock part of it).
     Stake(StakeArgs),
     /// Verify the enclave's attestation and register its key with a trusted verifier key.
@@ -81,6 +90,28 @@ struct RunArgs {
     /// Pause between polls, in milliseconds.
     #[arg(long, default_value_t = 500)]
     poll_interval_ms: u64,
+    /// The enclave's parent channel (`vsock:<cid>:<port>`, `tcp:<addr:port>` in development):
+    /// the operator is bound there at start and on every enclave restart.
+    #[arg(long, env = "RELAYER_ENCLAVE_PARENT")]
+    enclave_parent: Option<BackendAddress>,
+    /// Re-register a restarted enclave's new key through this NitroRegistrar (the operator
+    /// key pays), instead of waiting for attested-register.timer.
+    #[arg(long, env = "RELAYER_NITRO_REGISTRAR", conflicts_with = "registry")]
+    nitro_registrar: Option<Address>,
+    /// Re-register a restarted enclave's new key in this EnclaveRegistry with
+    /// RELAYER_VERIFIER_KEY (only where that key may live).
+    #[arg(long, env = "RELAYER_REGISTRY")]
+    registry: Option<Address>,
+    /// How long such a registration lasts, in seconds.
+    #[arg(long, default_value_t = 172_800)]
+    validity_secs: u64,
+}
+
+#[derive(Debug, Args)]
+struct BindArgs {
+    /// The enclave's parent channel (`vsock:<cid>:<port>`, `tcp:<addr:port>` in development).
+    #[arg(long, env = "RELAYER_ENCLAVE_PARENT")]
+    enclave_parent: BackendAddress,
 }
 
 #[derive(Debug, Args)]
@@ -129,11 +160,14 @@ async fn register_nitro(args: &RegisterArgs, registrar: Address) -> Result<(), R
         AttestedConnection::connect(&args.enclave_url, policy, ConnectOptions::default())
             .await
             .map_err(|error| RelayerError::Enclave(error.to_string()))?;
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
+    let now_secs = unix_now();
     let expiry = now_secs.saturating_add(args.validity_secs);
+    if connection.enclave().binding.operator().is_none() {
+        return Err(RelayerError::Usage(
+            "the enclave's attestation binds no operator yet: bind it first (relayer bind-operator)"
+                .to_owned(),
+        ));
+    }
     let registration =
         submit_nitro_registration(&provider, registrar, connection.document(), expiry).await?;
     for (tx, gas) in &registration.cached {
@@ -166,6 +200,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::BindOperator(args) => bind(args).await,
             Command::Stake(args) => stake(args).await,
             Command::Register(args) => register(args).await,
         }
@@ -199,13 +234,35 @@ fn provider_for(
         .connect_http(url))
 }
 
+async fn bind(args: BindArgs) -> Result<(), RelayerError> {
+    let operator = key_from_env("RELAYER_OPERATOR_KEY")?.address();
+    bind_operator(args.enclave_parent, operator).await?;
+    println!(
+        "the enclave at {} serves operator {operator}",
+        args.enclave_parent
+    );
+    Ok(())
+}
+
 async fn run(args: RunArgs) -> Result<(), RelayerError> {
     let signer = key_from_env("RELAYER_OPERATOR_KEY")?;
     let operator = signer.address();
+    // Where a restarted enclave's key gets registered from here, if anywhere.
+    let route = match (args.nitro_registrar, args.registry) {
+        (Some(registrar), _) => Some(Route::Nitro(registrar)),
+        (None, Some(registry))
+            if std::env::var("RELAYER_VERIFIER_KEY").is_ok_and(|key| !key.trim().is_empty()) =>
+        {
+            Some(Route::Verifier(
+                registry,
+                key_from_env("RELAYER_VERIFIER_KEY")?,
+            ))
+        }
+        _ => None,
+    };
     let provider = provider_for(&args.chain.rpc_url, signer)?;
     let policy = args.policy.build().map_err(RelayerError::Usage)?;
-    let answers =
-        EnclaveAnswers::connect(&args.enclave_url, policy, ConnectOptions::default()).await?;
+    let answers = attach(&args, &policy, operator).await?;
     let chain_id = provider
         .get_chain_id()
         .await
@@ -224,14 +281,122 @@ async fn run(args: RunArgs) -> Result<(), RelayerError> {
         confirmations: args.confirmations,
         ..RelayerSettings::default()
     };
-    let mut relayer =
-        Relayer::new(provider, operator, args.relay, answers, state, settings).await?;
-    relayer
-        .run(async {
-            let signal = stop_signal().await;
-            tracing::info!(signal, "stopping (the state file is up to date)");
-        })
-        .await
+    let mut relayer = Relayer::new(
+        provider.clone(),
+        operator,
+        args.relay,
+        answers,
+        state,
+        settings,
+    )
+    .await?;
+    if let Some(route) = &route {
+        // An enclave that booted before this relayer started (with a key nobody registered yet)
+        // is registered now, not at the next renewal.
+        let status = IEnclaveRegistry::new(relayer.registry(), provider.clone())
+            .enclaveStatus(
+                relayer.answers().enclave_address(),
+                relayer.answers().model_hash(),
+            )
+            .call()
+            .await
+            .map_err(|e| RelayerError::chain("EnclaveRegistry.enclaveStatus", e))?;
+        if !matches!(status, EnclaveStatus::Authorized) {
+            register_enclave(&args, route, &provider, &policy).await?;
+        }
+    }
+    let shutdown = async {
+        let signal = stop_signal().await;
+        tracing::info!(signal, "stopping (the state file is up to date)");
+    };
+    tokio::pin!(shutdown);
+    loop {
+        match relayer.run(&mut shutdown).await {
+            Err(RelayerError::EnclaveKeyChanged { attested, .. }) => {
+                // A restarted enclave: bind our operator on it, register its new key when
+                // this relayer has a route, and go on answering with it.
+                tracing::warn!(enclave = %attested, "the enclave restarted with a new key");
+                let answers = attach(&args, &policy, operator).await?;
+                if let Some(route) = &route {
+                    register_enclave(&args, route, &provider, &policy).await?;
+                } else {
+                    tracing::warn!(enclave = %answers.enclave_address(), "no registration route (--nitro-registrar, or --registry with RELAYER_VERIFIER_KEY): requests wait until the new key is registered");
+                }
+                relayer.replace_answers(answers);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How `relayer run` registers a restarted enclave's key.
+enum Route {
+    /// Through NitroRegistrar, paid by the operator key.
+    Nitro(Address),
+    /// In the registry, with the verifier key's statement.
+    Verifier(Address, PrivateKeySigner),
+}
+
+/// Binds our operator over the parent channel (when one is given), then attests the enclave
+/// and checks that it serves us.
+async fn attach(
+    args: &RunArgs,
+    policy: &attest::ClientPolicy,
+    operator: Address,
+) -> Result<EnclaveAnswers, RelayerError> {
+    if let Some(parent) = args.enclave_parent {
+        bind_operator(parent, operator).await?;
+    }
+    EnclaveAnswers::connect(
+        &args.enclave_url,
+        policy.clone(),
+        ConnectOptions::default(),
+        operator,
+    )
+    .await
+}
+
+/// Registers the enclave at `--enclave-url` (its current key) through `route`.
+async fn register_enclave<P: Provider + Clone>(
+    args: &RunArgs,
+    route: &Route,
+    provider: &P,
+    policy: &attest::ClientPolicy,
+) -> Result<(), RelayerError> {
+    let connection =
+        AttestedConnection::connect(&args.enclave_url, policy.clone(), ConnectOptions::default())
+            .await
+            .map_err(|error| RelayerError::Enclave(error.to_string()))?;
+    let now_secs = unix_now();
+    match route {
+        Route::Nitro(registrar) => {
+            let expiry = now_secs.saturating_add(args.validity_secs);
+            let registration =
+                submit_nitro_registration(provider, *registrar, connection.document(), expiry)
+                    .await?;
+            tracing::info!(enclave = %registration.enclave, tx = %registration.tx, gas = registration.gas_used, expiry, "registered the enclave's key through NitroRegistrar");
+        }
+        Route::Verifier(registry, verifier_key) => {
+            let chain_id = provider
+                .get_chain_id()
+                .await
+                .map_err(|e| RelayerError::chain("eth_chainId", e))?;
+            let registration =
+                registration_for(connection.enclave(), now_secs, args.validity_secs)?;
+            let tx =
+                submit_registration(provider, chain_id, *registry, verifier_key, &registration)
+                    .await?;
+            tracing::info!(enclave = %Address::from(registration.enclave), %tx, expiry = registration.expiry, "registered the enclave's key with the verifier key");
+        }
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
 }
 
 /// Ctrl-C or SIGTERM (what systemd and process supervisors send). Between polls the state file
@@ -308,10 +473,7 @@ async fn register(args: RegisterArgs) -> Result<(), RelayerError> {
         .get_chain_id()
         .await
         .map_err(|e| RelayerError::chain("eth_chainId", e))?;
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
+    let now_secs = unix_now();
     let registration = registration_for(connection.enclave(), now_secs, args.validity_secs)?;
     let tx =
         submit_registration(&provider, chain_id, registry, &verifier_key, &registration).await?;

@@ -18,7 +18,8 @@ use crate::error::RelayerError;
 /// The statement for a verified enclave, valid for `validity_secs` from `now_secs`.
 ///
 /// # Errors
-/// [`RelayerError::Usage`] when the document lacks PCR0..2.
+/// [`RelayerError::Usage`] when the document lacks PCR0..2 or binds no operator (the
+/// registry refuses a key bound to nobody).
 pub fn registration_for(
     trusted: &TrustedEnclave,
     now_secs: u64,
@@ -29,8 +30,16 @@ pub fn registration_for(
             RelayerError::Usage(format!("the attestation document has no PCR{index}"))
         })
     };
+    let operator = trusted.binding.operator().ok_or_else(|| {
+        RelayerError::Usage(
+            "the enclave's attestation binds no operator yet: the operator binds it over the \
+             enclave's parent channel first (relayer bind-operator)"
+                .to_owned(),
+        )
+    })?;
     Ok(Registration {
         enclave: trusted.signer.address,
+        operator,
         image_id: image_id(pcr(0)?, pcr(1)?, pcr(2)?),
         model_hash: trusted.binding.model_sha256,
         expiry: now_secs.saturating_add(validity_secs),
@@ -56,6 +65,7 @@ pub async fn submit_registration<P: Provider + Clone>(
         .map_err(|e| RelayerError::chain("signing the registration", e))?;
     let statement = IEnclaveRegistry::EnclaveRegistration {
         enclave: Address::from(registration.enclave),
+        operator: Address::from(registration.operator),
         imageId: B256::from(registration.image_id),
         modelHash: B256::from(registration.model_hash),
         expiry: registration.expiry,

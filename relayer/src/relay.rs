@@ -140,6 +140,22 @@ impl<P: Provider + Clone, A: AnswerSource> Relayer<P, A> {
         &self.state
     }
 
+    /// Answers from now on come from `answers` (a restarted enclave, with its new key).
+    /// Answers already stored, signed by the old key, are still submitted as they are.
+    pub fn replace_answers(&mut self, answers: A) {
+        self.answers = answers;
+    }
+
+    /// The registry the relay checks enclaves against.
+    pub fn registry(&self) -> Address {
+        self.registry
+    }
+
+    /// Where answers come from.
+    pub fn answers(&self) -> &A {
+        &self.answers
+    }
+
     /// Runs until `shutdown` resolves; transient failures are logged and retried.
     ///
     /// # Errors
@@ -309,6 +325,28 @@ impl<P: Provider + Clone, A: AnswerSource> Relayer<P, A> {
                     status: status as u8,
                 });
             }
+            // Authorized now is not enough: `fulfill` checks the registration when it lands,
+            // up to the deadline, and the fee is paid to the operator the key is bound to.
+            let record = registry
+                .enclaves(answer.enclave)
+                .call()
+                .await
+                .map_err(|e| RelayerError::chain("EnclaveRegistry.enclaves", e))?;
+            if record.expiry <= job.deadline {
+                return Err(RelayerError::RegistrationEndsTooSoon {
+                    request_id: job.request_id,
+                    enclave: answer.enclave,
+                    expiry: record.expiry,
+                    deadline: job.deadline,
+                });
+            }
+            if record.operator != self.operator {
+                return Err(RelayerError::RegisteredForAnotherOperator {
+                    enclave: answer.enclave,
+                    registered: record.operator,
+                    operator: self.operator,
+                });
+            }
             let receipt = relay
                 .claim(job.request_id)
                 .send()
@@ -354,7 +392,7 @@ impl<P: Provider + Clone, A: AnswerSource> Relayer<P, A> {
 
     /// The relay would reject a signature that is not the attested enclave's; check first.
     fn check_signature(&self, job: &Job, answer: &SignedAnswer) -> Result<(), RelayerError> {
-        let digest = fulfillment_digest(job, &answer.output, &self.domain);
+        let digest = fulfillment_digest(job, self.operator, &answer.output, &self.domain);
         let recovered = recover_signer(&digest, &answer.signature);
         match recovered {
             Ok(address) if Address::from(address) == answer.enclave => Ok(()),
@@ -370,10 +408,16 @@ impl<P: Provider + Clone, A: AnswerSource> Relayer<P, A> {
     }
 }
 
-/// The EIP-712 digest the relay checks for `output` as the answer to `job`.
-pub fn fulfillment_digest(job: &Job, output: &Bytes, domain: &ContractDomain) -> [u8; 32] {
+/// The EIP-712 digest the relay checks for `output` as `operator`'s answer to `job`.
+pub fn fulfillment_digest(
+    job: &Job,
+    operator: Address,
+    output: &Bytes,
+    domain: &ContractDomain,
+) -> [u8; 32] {
     Fulfillment::for_exchange(
         job.request_id.0,
+        operator.into_array(),
         job.model_hash.0,
         &job.input,
         &job.params,

@@ -6,8 +6,13 @@
 //!   answer is what the attested enclave produced;
 //! - an operator that misses its deadline is slashed and the requester refunded (and the
 //!   relayer leaves another operator's claim alone);
+//! - the enclave signs fulfilments only for the operator its parent bound (`relayer
+//!   bind-operator`): another staker that claims a request cannot have it sign for itself;
 //! - the trustless route: `relayer register --nitro-registrar` has `NitroRegistrar` verify the
-//!   enclave's attestation document on-chain and register its key;
+//!   enclave's attestation document on-chain and register its key; anyone can submit a fresh
+//!   document with a one-second expiry, and the registry refuses to cut the registration short;
+//! - a restarted enclave (same address, new key) is bound, registered and answered with by the
+//!   running relayer, without a restart or the renewal timer;
 //! - fulfilments signed by an unregistered, expired or revoked key, or for another model, chain or
 //!   relay, revert on-chain with `EnclaveNotAuthorized`, and the Rust digest of a correct one is
 //!   the one the contract accepts.
@@ -212,9 +217,23 @@ fn run_args(
         "0",
         "--poll-interval-ms",
         "200",
+        "--enclave-parent",
+        &enclave.parent_address(),
     ]);
     args.extend(policy_args(enclave));
     args
+}
+
+/// `relayer bind-operator` for `operator` on `enclave`'s parent channel.
+fn bind_operator_binary(enclave: &DevEnclave, operator: &Account) -> String {
+    run_relayer_binary_output(
+        &strings(&[
+            "bind-operator",
+            "--enclave-parent",
+            &enclave.parent_address(),
+        ]),
+        &[("RELAYER_OPERATOR_KEY", operator.key_hex())],
+    )
 }
 
 /// The greedy answer of the attested enclave to `prompt` over its chat API, for comparison.
@@ -270,6 +289,10 @@ async fn relayer_answers_the_consumer_exactly_once_across_a_kill_and_a_miss_is_s
         "allowImage",
     )
     .await;
+    // The operator binds itself on the enclave over its parent channel; the verifier's
+    // statement then names it, from the enclave's attestation.
+    let bound = bind_operator_binary(&enclave, &operator);
+    assert!(bound.contains(&operator.address().to_string()), "{bound}");
     let mut register = strings(&["register", "--rpc-url", &anvil.rpc_url()]);
     register.extend(strings(&[
         "--registry",
@@ -372,6 +395,31 @@ async fn relayer_answers_the_consumer_exactly_once_across_a_kill_and_a_miss_is_s
         "claim by the lazy operator",
     )
     .await;
+    // The harvesting attack: the other staker asks our enclave to sign its claim's answer.
+    let mut connection =
+        AttestedConnection::connect(&enclave.url(), enclave.policy(), ConnectOptions::default())
+            .await
+            .expect("attested connection");
+    let harvest = serde_json::json!({
+        "chain_id": deployment.chain_id,
+        "relay": relay_address,
+        "request_id": missed_id,
+        "operator": lazy_operator.address(),
+        "model_hash": model_hash,
+        "input": Bytes::from_static(b"What is two plus two?"),
+        "params": Bytes::from(PARAMS.as_bytes().to_vec()),
+    });
+    let refused = connection
+        .post_json_verified(
+            attestation_verifier::onchain::FULFILLMENTS_PATH,
+            harvest.to_string().into_bytes(),
+        )
+        .await
+        .expect_err("the enclave signed for another operator");
+    assert!(
+        refused.to_string().contains("403") && refused.to_string().contains("operator"),
+        "{refused}"
+    );
 
     // Restarted from its state file, the relayer finishes the first request and leaves the
     // other operator's claim alone.
@@ -450,13 +498,20 @@ fn sign_fulfillment(
     key: &PrivateKeySigner,
     domain: &ContractDomain,
     request_id: B256,
+    operator: Address,
     model_hash: B256,
     input: &[u8],
     output: &[u8],
 ) -> Bytes {
-    let digest =
-        Fulfillment::for_exchange(request_id.0, model_hash.0, input, PARAMS.as_bytes(), output)
-            .digest(domain);
+    let digest = Fulfillment::for_exchange(
+        request_id.0,
+        operator.into_array(),
+        model_hash.0,
+        input,
+        PARAMS.as_bytes(),
+        output,
+    )
+    .digest(domain);
     Bytes::from(
         key.sign_hash_sync(&B256::from(digest))
             .expect("sign")
@@ -515,6 +570,7 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
     ] {
         let registration = Registration {
             enclave: signer.address().into_array(),
+            operator: operator.address().into_array(),
             image_id: image,
             model_hash: model.0,
             expiry: now + validity,
@@ -552,6 +608,7 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
     let request_id = request_inference(&operator, relay_address, model_hash, input, 3_600).await;
     mined(relay.claim(request_id).send().await, "claim").await;
 
+    let us = operator.address();
     let other_chain = ContractDomain::relay(chain_id + 1, deployment.relay);
     let other_relay = ContractDomain::relay(chain_id, [0x42; 20]);
     let cases: [(&str, Bytes, Address, u8); 6] = [
@@ -561,6 +618,7 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
                 &unregistered,
                 &domain,
                 request_id,
+                us,
                 model_hash,
                 input,
                 output,
@@ -570,13 +628,15 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
         ),
         (
             "revoked key",
-            sign_fulfillment(&revoked, &domain, request_id, model_hash, input, output),
+            sign_fulfillment(&revoked, &domain, request_id, us, model_hash, input, output),
             revoked.address(),
             EnclaveStatus::Revoked as u8,
         ),
         (
             "expired key",
-            sign_fulfillment(&expiring, &domain, request_id, model_hash, input, output),
+            sign_fulfillment(
+                &expiring, &domain, request_id, us, model_hash, input, output,
+            ),
             expiring.address(),
             EnclaveStatus::Expired as u8,
         ),
@@ -586,6 +646,7 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
                 &other_model_key,
                 &domain,
                 request_id,
+                us,
                 model_hash,
                 input,
                 output,
@@ -595,21 +656,51 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
         ),
         (
             "signed for another chain",
-            sign_fulfillment(&good, &other_chain, request_id, model_hash, input, output),
+            sign_fulfillment(
+                &good,
+                &other_chain,
+                request_id,
+                us,
+                model_hash,
+                input,
+                output,
+            ),
             Address::ZERO,
             EnclaveStatus::Unknown as u8,
         ),
         (
             "signed for another relay",
-            sign_fulfillment(&good, &other_relay, request_id, model_hash, input, output),
+            sign_fulfillment(
+                &good,
+                &other_relay,
+                request_id,
+                us,
+                model_hash,
+                input,
+                output,
+            ),
             Address::ZERO,
             EnclaveStatus::Unknown as u8,
         ),
     ];
     let mut cases = cases.to_vec();
     cases.push((
+        "signed for another operator",
+        sign_fulfillment(
+            &good,
+            &domain,
+            request_id,
+            Address::repeat_byte(0x55),
+            model_hash,
+            input,
+            output,
+        ),
+        Address::ZERO,
+        EnclaveStatus::Unknown as u8,
+    ));
+    cases.push((
         "signed over another model",
-        sign_fulfillment(&good, &domain, request_id, other_model, input, output),
+        sign_fulfillment(&good, &domain, request_id, us, other_model, input, output),
         Address::ZERO,
         EnclaveStatus::Unknown as u8,
     ));
@@ -635,7 +726,7 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
     }
 
     // The correct statement, signed by the good key, is accepted once; a second time reverts.
-    let signature = sign_fulfillment(&good, &domain, request_id, model_hash, input, output);
+    let signature = sign_fulfillment(&good, &domain, request_id, us, model_hash, input, output);
     let fulfilled = mined(
         relay
             .fulfill(request_id, Bytes::from_static(output), signature.clone())
@@ -661,11 +752,15 @@ async fn fulfilments_not_signed_by_an_authorized_key_for_this_relay_revert() {
 /// The trustless route: `relayer register --nitro-registrar` submits the enclave's attestation
 /// document to `NitroRegistrar` (trusting the enclave's development root, an explicit opt-in at
 /// deployment), which verifies it on-chain and registers the key. The intermediate is cached by
-/// the first registration; a renewal with a newer document reuses it.
+/// the first registration; a renewal with a newer document reuses it. A griefer with a fresh
+/// document of the same enclave cannot cut the registration short. Then the enclave restarts
+/// (same addresses, new key) under a running relayer, which binds, registers and answers with
+/// the new key by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_enclave() {
     let anvil = Anvil::start();
-    let enclave = DevEnclave::start(None);
+    let pki = TempDir::new("nitro-route-pki");
+    let enclave = DevEnclave::start_with_pki(None, Some(pki.path()));
     let image = [enclave.pcr(0), enclave.pcr(1), enclave.pcr(2)];
     let deployment = Deployment::deploy(
         &anvil,
@@ -695,6 +790,20 @@ async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_en
         &enclave.url(),
     ]));
     register.extend(policy_args(&enclave));
+    // Before the operator is bound, the registration is refused off-chain (and would revert
+    // on-chain with OperatorNotBound).
+    let unbound = Command::new(env!("CARGO_BIN_EXE_relayer"))
+        .args(&register)
+        .env("RELAYER_OPERATOR_KEY", operator.key_hex())
+        .output()
+        .expect("run the relayer binary");
+    assert!(!unbound.status.success());
+    assert!(
+        String::from_utf8_lossy(&unbound.stderr).contains("binds no operator"),
+        "{}",
+        String::from_utf8_lossy(&unbound.stderr)
+    );
+    bind_operator_binary(&enclave, &operator);
     let first =
         run_relayer_binary_output(&register, &[("RELAYER_OPERATOR_KEY", operator.key_hex())]);
     assert_eq!(
@@ -717,7 +826,16 @@ async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_en
         .await
         .unwrap();
     assert!(matches!(status, EnclaveStatus::Authorized));
-    let record_before = registry_record(&operator.provider, deployment.registry, attested).await;
+    let record_before = registry
+        .enclaves(Address::from(attested))
+        .call()
+        .await
+        .expect("enclaves()");
+    assert_eq!(
+        record_before.operator,
+        operator.address(),
+        "bound to its operator"
+    );
 
     // A renewal: a newer document; the cached intermediate is reused.
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -725,10 +843,50 @@ async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_en
         run_relayer_binary_output(&register, &[("RELAYER_OPERATOR_KEY", operator.key_hex())]);
     assert!(!second.contains("cached an intermediate"), "{second}");
     eprintln!("renewal (warm):\n{second}");
-    let record_after = registry_record(&operator.provider, deployment.registry, attested).await;
+    let record_after = registry
+        .enclaves(Address::from(attested))
+        .call()
+        .await
+        .expect("enclaves()");
     assert!(
-        record_after > record_before,
+        record_after.attestedAtMs > record_before.attestedAtMs,
         "attestedAtMs must grow on renewal"
+    );
+
+    // The griefing attack: anyone can get a fresh document of the enclave (every attested
+    // connection does) and submit it with an expiry one second away. The renewal is newer, so
+    // only the rule that a renewal never shortens a registration stops it.
+    let griefer = Account::funded(&anvil, "nitro route griefer").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let fresh =
+        AttestedConnection::connect(&enclave.url(), enclave.policy(), ConnectOptions::default())
+            .await
+            .expect("attested connection")
+            .document()
+            .to_vec();
+    let fresh_hints = relayer::register::nitro_hint_calldata(&fresh).unwrap();
+    let griefed = relayer::contracts::INitroRegistrar::new(registrar, griefer.provider.clone())
+        .register(
+            fresh.into(),
+            fresh_hints,
+            chain_time(&griefer.provider).await + 1,
+        )
+        .call()
+        .await
+        .expect_err("a renewal cut the registration to one second");
+    let shortened = griefed
+        .as_decoded_error::<ExpiryShortened>()
+        .unwrap_or_else(|| panic!("reverted with something else: {griefed}"));
+    assert_eq!(shortened.registeredExpiry, record_after.expiry);
+    assert_eq!(
+        registry
+            .enclaves(Address::from(attested))
+            .call()
+            .await
+            .expect("enclaves()")
+            .expiry,
+        record_after.expiry,
+        "the registration is untouched"
     );
 
     // For docs/benchmarks.md: what verification alone costs (the rest of `register` is policy
@@ -755,21 +913,70 @@ async fn the_nitro_registrar_verifies_the_document_on_chain_and_registers_the_en
         .call()
         .await;
     assert!(reverted.is_err(), "a tampered document registered");
+
+    // The restart: a relayer runs with the Nitro route; the enclave is killed and a new one
+    // (new key, same root, same addresses) takes its place. The relayer binds its operator on
+    // it, registers the new key and fulfils the next request with it.
+    let relay_address = Address::from(deployment.relay);
+    mined(
+        IInferenceRelay::new(relay_address, operator.provider.clone())
+            .stake()
+            .value(U256::from(ONE_ETHER))
+            .send()
+            .await,
+        "stake",
+    )
+    .await;
+    let state_dir = TempDir::new("relayer-restart-state");
+    let mut args = run_args(
+        &anvil,
+        &deployment,
+        &enclave,
+        &state_dir.path().join("state.json"),
+    );
+    args.extend(strings(&["--nitro-registrar", &registrar.to_string()]));
+    let relayer = RelayerProcess::spawn(&args, &operator);
+    relayer.wait_for_all(&["relayer started"], Duration::from_secs(60));
+    let (listen, parent) = (enclave.socket_addr(), enclave.parent_socket_addr());
+    drop(enclave);
+    let restarted = DevEnclave::start_on(
+        Some(deployment.onchain_relay()),
+        Some(pki.path()),
+        listen,
+        parent,
+    );
+    let new_key = Address::from(restarted.server().enclave_address());
+    assert_ne!(
+        new_key,
+        Address::from(attested),
+        "a restart makes a new key"
+    );
+    let requester = Account::funded(&anvil, "nitro route requester").await;
+    let request_id = request_inference(
+        &requester,
+        relay_address,
+        B256::from(deployment.model_hash),
+        b"Name a primary colour.",
+        3_600,
+    )
+    .await;
+    relayer.wait_for_all(
+        &[
+            "registered the enclave's key through NitroRegistrar",
+            "fulfilled",
+        ],
+        Duration::from_secs(240),
+    );
+    relayer.kill();
+    let fulfilments = fulfilments_of(&operator.provider, relay_address, request_id).await;
+    assert_eq!(fulfilments.len(), 1, "fulfilled exactly once");
+    assert_eq!(fulfilments[0].enclave, new_key, "answered by the new key");
+    assert_eq!(fulfilments[0].operator, operator.address());
+    let record = registry.enclaves(new_key).call().await.expect("enclaves()");
+    assert_eq!(record.operator, operator.address());
 }
 
-/// The registry's `attestedAtMs` for `enclave`.
-async fn registry_record(provider: &DynProvider, registry: [u8; 20], enclave: [u8; 20]) -> u64 {
-    alloy::sol! {
-        #[sol(rpc)]
-        interface IRegistryRecords {
-            struct Enclave { bytes32 imageId; bytes32 modelHash; uint64 expiry; uint64 attestedAtMs; bool revoked; }
-            function enclaves(address enclave) external view returns (Enclave memory);
-        }
-    }
-    IRegistryRecords::new(Address::from(registry), provider.clone())
-        .enclaves(Address::from(enclave))
-        .call()
-        .await
-        .expect("enclaves()")
-        .attestedAtMs
+alloy::sol! {
+    /// The registry's refusal of a renewal that would end a registration sooner.
+    error ExpiryShortened(address enclave, uint64 expiry, uint64 registeredExpiry);
 }

@@ -82,6 +82,10 @@ fn run_unit(unit: &str, subcommand: &str) {
         "RELAYER_ENCLAVE_URL".into(),
         format!("https://127.0.0.1:{}", closed_port()),
     );
+    environment.insert(
+        "RELAYER_ENCLAVE_PARENT".into(),
+        format!("tcp:127.0.0.1:{}", closed_port()),
+    );
     let state = std::env::temp_dir().join(format!("relayer-unit-{}", std::process::id()));
     let arguments: Vec<String> = words[1..]
         .iter()

@@ -304,6 +304,35 @@ pub fn fixed_hex<const N: usize>(text: &str) -> [u8; N] {
     out
 }
 
+/// One plain HTTP/1.1 request on an enclave's parent channel (`Connection: close`): the
+/// status and the body.
+pub fn parent_request(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))
+        .expect("connect to the parent channel");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("set a read timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: enclave\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write the request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or_else(String::new, |(_, body)| body.to_owned());
+    (status, body)
+}
+
 /// An enclave server in-process: development attester (its own CA in a temporary directory),
 /// the real model, TCP on a free port.
 #[derive(Debug)]
@@ -321,11 +350,24 @@ impl DevEnclave {
     /// Starts one whose development CA lives in `pki_dir` (created when missing), so several
     /// enclaves can share one root.
     pub fn start_with_pki(onchain_relay: Option<OnchainRelay>, pki_dir: Option<&Path>) -> Self {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(onchain_relay, pki_dir, any_port, any_port)
+    }
+
+    /// Starts one listening on `listen` with its parent channel on `parent` (an enclave
+    /// restarted where the last one was: same addresses, a new key).
+    pub fn start_on(
+        onchain_relay: Option<OnchainRelay>,
+        pki_dir: Option<&Path>,
+        listen: SocketAddr,
+        parent: SocketAddr,
+    ) -> Self {
         let directory = TempDir::new("attested-enclave");
         let config = EnclaveConfig {
             model: model_path(),
             model_sha256: model_sha256(),
-            listen: "tcp:127.0.0.1:0".parse().expect("listen address"),
+            listen: enclave::transport::ListenAddress::Tcp(listen),
+            parent_listen: Some(enclave::transport::ListenAddress::Tcp(parent)),
             attester: AttesterChoice::Dev {
                 pki_dir: pki_dir
                     .map_or_else(|| directory.path().join("dev-pki"), Path::to_path_buf),
@@ -354,6 +396,27 @@ impl DevEnclave {
     /// `https://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("https://{}", self.socket_addr())
+    }
+
+    /// Its parent channel's TCP address (docs/protocol.md §5a).
+    pub fn parent_socket_addr(&self) -> SocketAddr {
+        self.server
+            .parent_socket_addr()
+            .expect("a TCP parent channel")
+    }
+
+    /// `tcp:127.0.0.1:<port>` of its parent channel, as the relayer's `--enclave-parent`.
+    pub fn parent_address(&self) -> String {
+        format!("tcp:{}", self.parent_socket_addr())
+    }
+
+    /// Binds `operator` over the parent channel, as the operator's relayer does; panics
+    /// unless the enclave answers 200.
+    pub fn bind_operator(&self, operator: [u8; 20]) {
+        let body = format!(r#"{{"operator":"0x{}"}}"#, hex::encode(operator));
+        let (status, answer) =
+            parent_request(self.parent_socket_addr(), "PUT", "/v1/operator", &body);
+        assert_eq!(status, 200, "binding the operator failed: {answer}");
     }
 
     /// The development root certificate (PEM file) that verifies its documents.

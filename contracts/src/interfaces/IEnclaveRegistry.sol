@@ -30,6 +30,9 @@ interface IEnclaveRegistry {
         uint64 attestedAtMs;
         /// Revocation is permanent: a revoked key can never be registered again.
         bool revoked;
+        /// The operator the enclave serves, as its attestation binds it: the enclave signs
+        /// fulfilments for this operator only (docs/onchain.md §3), for the key's whole life.
+        address operator;
     }
 
     event ImageAllowed(bytes32 indexed imageId, bytes pcr0, bytes pcr1, bytes pcr2);
@@ -39,20 +42,24 @@ interface IEnclaveRegistry {
     event VerifierSet(address indexed verifier, bool trusted);
     event RegistrarSet(address indexed registrar, bool approved);
     event MaxRegistrationValiditySet(uint64 maxRegistrationValidity);
+    /// @param operator the operator the enclave's attestation binds.
     /// @param authorizedBy the verifier key that signed the statement, or the registrar contract.
     event EnclaveRegistered(
         address indexed enclave,
         bytes32 indexed imageId,
         bytes32 indexed modelHash,
+        address operator,
         uint64 expiry,
         uint64 attestedAtMs,
         address authorizedBy
     );
     event EnclaveRevoked(address indexed enclave);
 
-    /// @notice Registers (or renews) `enclave` on behalf of an owner-approved registrar route.
+    /// @notice Registers (or renews) `enclave`, bound to `operator`, on behalf of an owner-approved
+    /// registrar route.
     function registerFromRegistrar(
         address enclave,
+        address operator,
         bytes32 imageId,
         bytes32 modelHash,
         uint64 expiry,

@@ -11,8 +11,8 @@ import {X509} from "./X509.sol";
 /// checks the COSE_Sign1 document, its certificate chain up to the pinned root (P-384 ECDSA with
 /// SHA-384 for every link, keys on the curve, validity against `block.timestamp`, CA, key-usage
 /// and path-length rules), the document's ES384 signature, then the policy (no debug mode, fresh enough, the
-/// DESIGN's `public_key` and `user_data` formats), and registers the enclave's signing key in
-/// the registry. The registry's owner must approve this contract as a registrar, and the
+/// protocol's `public_key` and `user_data` formats), and registers the enclave's signing key in
+/// the registry, bound to the operator its `user_data` names. The registry's owner must approve this contract as a registrar, and the
 /// registry itself decides which images and models are allowed.
 /// @dev P-384 has no precompile: each signature comes with a hint computed off-chain by the
 /// `nitro-hints` crate (docs/onchain.md §4a) and is checked by the shared `Es384Verifier`
@@ -27,6 +27,8 @@ contract NitroRegistrar {
     uint64 public constant MAX_ATTESTATION_AGE_LIMIT = 1 days;
     uint256 private constant PCR_LENGTH = 48;
     uint256 private constant NO_PATH_LIMIT = type(uint64).max;
+    /// @notice Length of a boot `user_data` binding: tag, TLS SPKI hash, model hash, operator.
+    uint256 public constant BOOT_BINDING_BYTES = 85;
 
     /// @notice A certificate of a verified chain, as the walk and the cache keep it.
     struct Link {
@@ -182,13 +184,18 @@ contract NitroRegistrar {
             keyHash := keccak256(add(key, 0x21), 64)
         }
         enclave = address(uint160(uint256(keyHash)));
+        // The boot binding (docs/protocol.md §2): 0x01 || sha256(TLS SPKI) || model || operator.
         bytes memory userData = attestation.userData;
-        if (userData.length != 65 || userData[0] != 0x01) revert UserDataMalformed();
+        if (userData.length != BOOT_BINDING_BYTES || userData[0] != 0x01) revert UserDataMalformed();
         bytes32 modelHash;
+        address operator;
         assembly ("memory-safe") {
             modelHash := mload(add(userData, 0x41))
+            operator := shr(96, mload(add(userData, 0x61)))
         }
-        registry.registerFromRegistrar(enclave, attestation.imageId, modelHash, expiry, attestation.timestampMs);
+        registry.registerFromRegistrar(
+            enclave, operator, attestation.imageId, modelHash, expiry, attestation.timestampMs
+        );
     }
 
     /// @notice Verifies `certificate` as issued by `parent` (the root, or a cached certificate)

@@ -14,6 +14,8 @@ verifier_key=$(key 0x7e21f1e5)
 deployer=$("$CAST" wallet address --private-key "$deployer_key")
 enclave=$("$CAST" wallet address --private-key "$enclave_key")
 verifier=$("$CAST" wallet address --private-key "$verifier_key")
+# The operator the enclave serves (the address EIP712Vectors.t.sol stakes and claims with).
+operator=0x0000000000000000000000000000000000000FE1
 # The tests deploy the registry then the relay from `deployer` (nonces 0 and 1) on chain 31337.
 registry=$("$CAST" compute-address --nonce 0 "$deployer" | awk '{print $3}')
 relay=$("$CAST" compute-address --nonce 1 "$deployer" | awk '{print $3}')
@@ -50,6 +52,7 @@ cat >"$tmp/fulfillment.json" <<JSON
     ],
     "Fulfillment": [
       {"name": "requestId", "type": "bytes32"},
+      {"name": "operator", "type": "address"},
       {"name": "modelHash", "type": "bytes32"},
       {"name": "inputHash", "type": "bytes32"},
       {"name": "paramsHash", "type": "bytes32"},
@@ -60,6 +63,7 @@ cat >"$tmp/fulfillment.json" <<JSON
   "domain": {"name": "InferenceRelay", "version": "1", "chainId": $chain_id, "verifyingContract": "$relay"},
   "message": {
     "requestId": "$request_id",
+    "operator": "$operator",
     "modelHash": "$model_hash",
     "inputHash": "$input_hash",
     "paramsHash": "$params_hash",
@@ -78,6 +82,7 @@ cat >"$tmp/registration.json" <<JSON
     ],
     "EnclaveRegistration": [
       {"name": "enclave", "type": "address"},
+      {"name": "operator", "type": "address"},
       {"name": "imageId", "type": "bytes32"},
       {"name": "modelHash", "type": "bytes32"},
       {"name": "expiry", "type": "uint64"},
@@ -88,6 +93,7 @@ cat >"$tmp/registration.json" <<JSON
   "domain": {"name": "EnclaveRegistry", "version": "1", "chainId": $chain_id, "verifyingContract": "$registry"},
   "message": {
     "enclave": "$enclave",
+    "operator": "$operator",
     "imageId": "$image_id",
     "modelHash": "$model_hash",
     "expiry": $expiry,
@@ -110,6 +116,7 @@ cat >"$here/eip712-vectors.json" <<JSON
   "enclaveKey": "$enclave_key",
   "verifier": "$verifier",
   "verifierKey": "$verifier_key",
+  "operator": "$operator",
   "modelHash": "$model_hash",
   "input": "$input",
   "params": $(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$params"),

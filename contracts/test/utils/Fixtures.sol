@@ -8,7 +8,7 @@ import {IEnclaveRegistry} from "../../src/interfaces/IEnclaveRegistry.sol";
 import {IInferenceConsumer} from "../../src/interfaces/IInferenceConsumer.sol";
 
 /// @notice A deployed registry and relay with one allowed image and model, a trusted verifier,
-/// one registered enclave and one staked operator; plus signing helpers that compute the EIP-712
+/// one registered enclave bound to one staked operator; plus signing helpers that compute the EIP-712
 /// digests here, independently of the contracts' own digest functions.
 abstract contract Fixtures is Test {
     /// SHA-256 of SmolLM2-135M-Instruct.Q4_1.gguf, the project's real model.
@@ -24,10 +24,10 @@ abstract contract Fixtures is Test {
     uint256 internal constant OTHER_KEY = 0xbad;
 
     bytes32 internal constant REGISTRATION_TYPEHASH = keccak256(
-        "EnclaveRegistration(address enclave,bytes32 imageId,bytes32 modelHash,uint64 expiry,uint64 attestedAtMs)"
+        "EnclaveRegistration(address enclave,address operator,bytes32 imageId,bytes32 modelHash,uint64 expiry,uint64 attestedAtMs)"
     );
     bytes32 internal constant FULFILLMENT_TYPEHASH = keccak256(
-        "Fulfillment(bytes32 requestId,bytes32 modelHash,bytes32 inputHash,bytes32 paramsHash,bytes32 outputHash)"
+        "Fulfillment(bytes32 requestId,address operator,bytes32 modelHash,bytes32 inputHash,bytes32 paramsHash,bytes32 outputHash)"
     );
 
     EnclaveRegistry internal registry;
@@ -70,7 +70,12 @@ abstract contract Fixtures is Test {
         returns (EnclaveRegistry.EnclaveRegistration memory)
     {
         return EnclaveRegistry.EnclaveRegistration({
-            enclave: enclaveAddress, imageId: imageId, modelHash: modelHash, expiry: expiry, attestedAtMs: attestedAtMs
+            enclave: enclaveAddress,
+            operator: operator,
+            imageId: imageId,
+            modelHash: modelHash,
+            expiry: expiry,
+            attestedAtMs: attestedAtMs
         });
     }
 
@@ -79,6 +84,7 @@ abstract contract Fixtures is Test {
             abi.encode(
                 REGISTRATION_TYPEHASH,
                 statement.enclave,
+                statement.operator,
                 statement.imageId,
                 statement.modelHash,
                 statement.expiry,
@@ -116,21 +122,38 @@ abstract contract Fixtures is Test {
         );
     }
 
-    function fulfillmentDigest(bytes32 requestId, bytes32 modelHash, bytes memory input, bytes memory output)
-        internal
-        view
-        returns (bytes32)
-    {
+    function fulfillmentDigest(
+        bytes32 requestId,
+        address operatorAddress,
+        bytes32 modelHash,
+        bytes memory input,
+        bytes memory output
+    ) internal view returns (bytes32) {
         bytes32 structHash = keccak256(
             abi.encode(
-                FULFILLMENT_TYPEHASH, requestId, modelHash, keccak256(input), keccak256(PARAMS), keccak256(output)
+                FULFILLMENT_TYPEHASH,
+                requestId,
+                operatorAddress,
+                modelHash,
+                keccak256(input),
+                keccak256(PARAMS),
+                keccak256(output)
             )
         );
         return keccak256(abi.encodePacked(hex"1901", domainSeparator("InferenceRelay", address(relay)), structHash));
     }
 
+    /// @notice What the enclave `key` signs for `output`: for the operator it serves, `operator`.
     function signFulfillment(uint256 key, bytes32 requestId, bytes memory output) internal view returns (bytes memory) {
-        return signDigest(key, fulfillmentDigest(requestId, MODEL, INPUT, output));
+        return signFulfillmentFor(key, operator, requestId, output);
+    }
+
+    function signFulfillmentFor(uint256 key, address operatorAddress, bytes32 requestId, bytes memory output)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return signDigest(key, fulfillmentDigest(requestId, operatorAddress, MODEL, INPUT, output));
     }
 
     function request(address callback, uint32 callbackGasLimit) internal returns (bytes32 requestId) {

@@ -1,11 +1,12 @@
 //! The HTTP API (docs/protocol.md §4a): routing, completions through the scheduler with
-//! their receipts, models, attestation, health and metrics.
+//! their receipts, models, attestation (rate-limited) and health. Metrics are served on the
+//! parent channel (`super::parent`), not here.
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,10 @@ use inference_engine::{GenerationEvent, GenerationRequest, RequestHandle, Schedu
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use attestation_verifier::onchain::FULFILLMENTS_PATH;
+
 use super::errors::ApiError;
+use super::limits::{ConnectionLimits, TokenBucket, admit_attestation};
 use super::metrics::Metrics;
 use super::onchain::{self, OnchainRelay};
 use super::openai::{
@@ -30,8 +34,7 @@ use super::receipts::{
     RESPONSE_DOCUMENT_HEADER, RESPONSE_SHA256_HEADER, ReceiptSigner, SIGNATURE_HEADER,
     StreamSigner, TIMESTAMP_HEADER, base64, hex, parse_nonce,
 };
-use crate::attester::AttestationRequest;
-use crate::boot::DocumentCache;
+use crate::boot::{BootClaims, DocumentCache};
 use crate::config::Limits;
 
 /// How often a waiting generation checks whether its client is still there.
@@ -47,8 +50,9 @@ pub(crate) struct AppState {
     pub(crate) admitted: AtomicUsize,
     pub(crate) queue_capacity: usize,
     pub(crate) signer: ReceiptSigner,
-    /// The boot attestation request (signing key and boot binding), nonce added per call.
-    pub(crate) boot_request: AttestationRequest,
+    /// What boot documents bind (signing key, boot binding, the operator once bound); the
+    /// nonce is added per call.
+    pub(crate) claims: BootClaims,
     pub(crate) documents: DocumentCache,
     pub(crate) model_id: String,
     pub(crate) model_sha256_hex: String,
@@ -59,6 +63,8 @@ pub(crate) struct AppState {
     /// The relay the enclave signs on-chain fulfilments for (none: it signs none).
     pub(crate) onchain_relay: Option<OnchainRelay>,
     pub(crate) metrics: Metrics,
+    /// Fresh attestation documents, all connections together.
+    pub(crate) attestations: Mutex<TokenBucket>,
     /// Boot time, Unix seconds (the model's `created`).
     pub(crate) created: u64,
 }
@@ -138,8 +144,20 @@ fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Ap
     response
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> ApiResponse {
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> ApiResponse {
     response(status, "application/json", body)
+}
+
+/// The Prometheus exposition, with the gauges read now.
+pub(crate) fn metrics_response(state: &AppState) -> ApiResponse {
+    response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        state
+            .metrics
+            .render(state.admitted.load(Ordering::Acquire), state.queue_capacity)
+            .into_bytes(),
+    )
 }
 
 pub(crate) fn error_response(error: &ApiError) -> ApiResponse {
@@ -185,8 +203,12 @@ fn unix_seconds() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// Routes one request and counts its answer.
-pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> ApiResponse {
+/// Routes one request of `connection` and counts its answer.
+pub(crate) async fn handle(
+    state: Arc<AppState>,
+    connection: &ConnectionLimits,
+    request: Request<Incoming>,
+) -> ApiResponse {
     let started = Instant::now();
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
@@ -209,8 +231,8 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> 
                 None => completion(&state, Endpoint::Completions, request, started).await,
             },
         ),
-        onchain::FULFILLMENTS_PATH => (
-            onchain::FULFILLMENTS_PATH,
+        FULFILLMENTS_PATH => (
+            FULFILLMENTS_PATH,
             match only(Method::POST, "POST") {
                 Some(refused) => refused,
                 None => fulfillment(&state, request).await,
@@ -229,25 +251,12 @@ pub(crate) async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> 
             "/v1/attestation",
             match only(Method::GET, "GET") {
                 Some(refused) => refused,
-                None => attestation(&state, request.uri().query()).await,
+                None => attestation(&state, connection, request.uri().query()).await,
             },
         ),
         "/health" => (
             "/health",
             only(Method::GET, "GET").unwrap_or_else(|| health(&state)),
-        ),
-        "/metrics" => (
-            "/metrics",
-            only(Method::GET, "GET").unwrap_or_else(|| {
-                response(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    state
-                        .metrics
-                        .render(state.admitted.load(Ordering::Acquire), state.queue_capacity)
-                        .into_bytes(),
-                )
-            }),
         ),
         _ => (
             "other",
@@ -289,7 +298,11 @@ fn health(state: &AppState) -> ApiResponse {
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }
 
-async fn attestation(state: &Arc<AppState>, query: Option<&str>) -> ApiResponse {
+async fn attestation(
+    state: &Arc<AppState>,
+    connection: &ConnectionLimits,
+    query: Option<&str>,
+) -> ApiResponse {
     let mut nonce = None;
     for pair in query
         .unwrap_or("")
@@ -313,10 +326,17 @@ async fn attestation(state: &Arc<AppState>, query: Option<&str>) -> ApiResponse 
     let document = match nonce {
         None => state.documents.current().bytes.to_vec(),
         Some(nonce) => {
-            let request = AttestationRequest {
-                nonce: Some(nonce),
-                ..state.boot_request.clone()
-            };
+            // Each fresh document costs the attester a signature: bounded per connection and
+            // for the whole enclave, so no client can keep the NSM busy.
+            if let Err((retry_after, scope)) = admit_attestation(connection, &state.attestations) {
+                state.metrics.count_attestation_refused(scope);
+                return error_response(&ApiError::rate_limited(
+                    "fresh attestation documents",
+                    scope,
+                    retry_after,
+                ));
+            }
+            let request = state.claims.request(Some(nonce));
             let attester = Arc::clone(&state.signer.attester);
             match tokio::task::spawn_blocking(move || attester.attest(&request)).await {
                 Ok(Ok(document)) => {
@@ -738,6 +758,7 @@ async fn fulfillment(state: &Arc<AppState>, request: Request<Incoming>) -> ApiRe
     let job = match onchain::parse_fulfillment(
         &body,
         state.onchain_relay.as_ref(),
+        state.claims.operator().get(),
         &state.signer.model_sha256,
         state.limits.max_tokens,
     ) {

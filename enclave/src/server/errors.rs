@@ -156,6 +156,23 @@ impl ApiError {
         error
     }
 
+    /// 429: a rate limit (`scope`: this connection's or the whole enclave's) is spent.
+    pub(crate) fn rate_limited(what: &str, scope: &str, retry_after: u32) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            format!("too many {what} for this {scope}; retry in {retry_after} s"),
+        )
+        .with_code("rate_limited");
+        error.retry_after = Some(retry_after);
+        error
+    }
+
+    /// 409: the request conflicts with the server's state (e.g. another operator is bound).
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request_error", message).with_code(code)
+    }
+
     /// 500: something failed inside the server.
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)

@@ -85,6 +85,11 @@ pub(crate) struct Metrics {
     fresh_documents: AtomicU64,
     response_documents: AtomicU64,
     cancelled: AtomicU64,
+    /// Fresh documents refused by the per-connection and the enclave-wide limit.
+    attestations_refused_connection: AtomicU64,
+    attestations_refused_enclave: AtomicU64,
+    connections_active: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -101,6 +106,10 @@ impl Metrics {
             fresh_documents: AtomicU64::new(0),
             response_documents: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
+            attestations_refused_connection: AtomicU64::new(0),
+            attestations_refused_enclave: AtomicU64::new(0),
+            connections_active: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
     }
 
@@ -150,6 +159,28 @@ impl Metrics {
 
     pub(crate) fn count_cancelled(&self) {
         self.cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A fresh document refused by the `scope` limit (`"connection"` or `"enclave"`).
+    pub(crate) fn count_attestation_refused(&self, scope: &str) {
+        let counter = if scope == "connection" {
+            &self.attestations_refused_connection
+        } else {
+            &self.attestations_refused_enclave
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections_active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition, with the queue gauges read now.
@@ -244,6 +275,33 @@ impl Metrics {
             "Per-response documents (x-attested-nonce).",
             self.response_documents.load(Ordering::Relaxed),
         );
+        out.push_str(
+            "# HELP enclave_attestation_rate_limited_total Fresh documents refused (429) by limit.\n",
+        );
+        out.push_str("# TYPE enclave_attestation_rate_limited_total counter\n");
+        let _ = writeln!(
+            out,
+            "enclave_attestation_rate_limited_total{{limit=\"connection\"}} {}",
+            self.attestations_refused_connection.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "enclave_attestation_rate_limited_total{{limit=\"enclave\"}} {}",
+            self.attestations_refused_enclave.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP enclave_connections_active Connections open on the public port.\n");
+        out.push_str("# TYPE enclave_connections_active gauge\n");
+        let _ = writeln!(
+            out,
+            "enclave_connections_active {}",
+            self.connections_active.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "enclave_connections_refused_total",
+            "Connections closed at once because max_connections were open.",
+            self.connections_refused.load(Ordering::Relaxed),
+        );
         out
     }
 }
@@ -262,6 +320,11 @@ mod tests {
         metrics.observe_latency(true, Duration::from_millis(30));
         metrics.observe_latency(true, Duration::from_secs(3));
         metrics.count_refresh(true);
+        metrics.count_attestation_refused("connection");
+        metrics.connection_opened();
+        metrics.connection_opened();
+        metrics.connection_closed();
+        metrics.count_connection_refused();
         let text = metrics.render(2, 40);
         for line in [
             "enclave_http_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 2",
@@ -275,6 +338,10 @@ mod tests {
             "enclave_completion_duration_seconds_count{endpoint=\"/v1/chat/completions\"} 2",
             "enclave_queue_depth 2",
             "enclave_attestation_refreshes_total{outcome=\"ok\"} 1",
+            "enclave_attestation_rate_limited_total{limit=\"connection\"} 1",
+            "enclave_attestation_rate_limited_total{limit=\"enclave\"} 0",
+            "enclave_connections_active 1",
+            "enclave_connections_refused_total 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

@@ -3,8 +3,9 @@
 //! (docs/protocol.md §3, §4, §4a).
 //!
 //! [`Server::start`] boots the enclave (model hash check first, then attester, keys, boot
-//! document), binds the listener and serves on a runtime of its own, so that tests and tools
-//! in any context (sync or async) can run a real server in-process:
+//! document), binds the listener (and the parent channel's, `parent.rs`) and serves on a
+//! runtime of its own, so that tests and tools in any context (sync or async) can run a real
+//! server in-process:
 //!
 //! ```no_run
 //! use enclave::config::{AttesterChoice, EnclaveConfig, Limits};
@@ -15,6 +16,7 @@
 //!     model: "/models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
 //!     model_sha256: [0u8; 32], // the model's real SHA-256
 //!     listen: "tcp:127.0.0.1:0".parse()?,
+//!     parent_listen: None,
 //!     attester: AttesterChoice::Dev { pki_dir: "/tmp/dev-pki".into() },
 //!     server_names: vec!["localhost".to_owned()],
 //!     limits: Limits::default(),
@@ -33,9 +35,11 @@
 mod api;
 mod errors;
 mod io;
+mod limits;
 mod metrics;
 pub mod onchain;
 mod openai;
+mod parent;
 pub mod receipts;
 
 use std::net::SocketAddr;
@@ -48,17 +52,18 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use inference_engine::{NoProgress, Progress, Scheduler, SchedulerConfig};
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 use tokio_rustls::TlsAcceptor;
 
 use crate::attester::ROOT_CERTIFICATE_FILE;
-use crate::boot::{BootError, BootedEnclave, boot, run_refresher_observed};
+use crate::boot::{BootError, BootedEnclave, OperatorBinding, boot, run_refresher_observed};
 use crate::config::{AttesterChoice, EnclaveConfig};
 use crate::identity::IdentityError;
 use crate::transport::{ListenAddress, Listener, TransportError};
 
 use self::api::AppState;
 use self::io::{HeadOutcome, Rewind, answer_timeout, read_first_head};
+use self::limits::{ConnectionLimits, TokenBucket};
 use self::metrics::Metrics;
 use self::receipts::ReceiptSigner;
 
@@ -130,10 +135,10 @@ impl Server {
             identity,
             attester,
             documents,
+            claims,
         } = booted;
         let tls_config = identity.tls.server_config().map_err(ServerError::Tls)?;
         let certificate_der = identity.tls.certificate_der().to_vec();
-        let boot_request = identity.boot_attestation_request(None);
         let model_sha256 = identity.model_sha256;
         let address = identity.signing_key.address();
         let limits = config.limits;
@@ -157,7 +162,7 @@ impl Server {
                 model_sha256,
                 attester: Arc::clone(&attester),
             },
-            boot_request: boot_request.clone(),
+            claims: claims.clone(),
             documents: documents.clone(),
             model_id: model_id(&config.model),
             system_fingerprint: format!("fp_{}", &model_sha256_hex[..16]),
@@ -167,6 +172,11 @@ impl Server {
             limits,
             onchain_relay: config.onchain_relay,
             metrics: Metrics::new(),
+            attestations: std::sync::Mutex::new(TokenBucket::new(
+                limits.attestations_per_second,
+                Duration::from_secs(1),
+                std::time::Instant::now(),
+            )),
             created: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |elapsed| elapsed.as_secs()),
@@ -179,6 +189,7 @@ impl Server {
         let (started_sender, started) = std::sync::mpsc::channel();
         let (stop_sender, stop) = oneshot::channel::<()>();
         let listen = config.listen;
+        let parent_listen = config.parent_listen;
         let thread_state = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("enclave-server".to_owned())
@@ -194,21 +205,35 @@ impl Server {
                         return;
                     }
                 };
-                let listener = match runtime.block_on(Listener::bind(listen)) {
-                    Ok(listener) => listener,
+                let bound = runtime.block_on(async {
+                    let listener = Listener::bind(listen).await?;
+                    let parent = match parent_listen {
+                        Some(address) => Some(Listener::bind(address).await?),
+                        None => None,
+                    };
+                    Ok::<_, TransportError>((listener, parent))
+                });
+                let (listener, parent) = match bound {
+                    Ok(bound) => bound,
                     Err(error) => {
                         let _ = started_sender.send(Err(ServerError::Listen(error)));
                         return;
                     }
                 };
-                let _ = started_sender.send(Ok(listener.local_address()));
+                let _ = started_sender.send(Ok((
+                    listener.local_address(),
+                    parent.as_ref().map(Listener::local_address),
+                )));
                 let refresher_state = Arc::clone(&thread_state);
                 runtime.spawn(run_refresher_observed(
                     attester,
-                    boot_request,
+                    claims,
                     documents,
                     move |succeeded| refresher_state.metrics.count_refresh(succeeded),
                 ));
+                if let Some(parent) = parent {
+                    runtime.spawn(parent_accept_loop(parent, Arc::clone(&thread_state)));
+                }
                 let acceptor = TlsAcceptor::from(tls_config);
                 runtime.block_on(async move {
                     tokio::select! {
@@ -219,8 +244,8 @@ impl Server {
                 runtime.shutdown_timeout(SHUTDOWN_GRACE);
             })
             .map_err(ServerError::Runtime)?;
-        let local_address = match started.recv() {
-            Ok(Ok(address)) => address,
+        let (local_address, parent_address) = match started.recv() {
+            Ok(Ok(addresses)) => addresses,
             Ok(Err(error)) => {
                 let _ = thread.join();
                 return Err(error);
@@ -232,6 +257,8 @@ impl Server {
         };
         Ok(RunningServer {
             local_address,
+            parent_address,
+            operator: state.claims.operator().clone(),
             certificate_der,
             dev_root_pem_path,
             model_sha256,
@@ -256,6 +283,8 @@ fn model_id(path: &Path) -> String {
 #[derive(Debug)]
 pub struct RunningServer {
     local_address: ListenAddress,
+    parent_address: Option<ListenAddress>,
+    operator: OperatorBinding,
     certificate_der: Vec<u8>,
     dev_root_pem_path: Option<PathBuf>,
     model_sha256: [u8; 32],
@@ -278,6 +307,24 @@ impl RunningServer {
             ListenAddress::Tcp(address) => Some(address),
             ListenAddress::Vsock { .. } => None,
         }
+    }
+
+    /// The parent channel's address actually bound, when it has one.
+    pub fn parent_address(&self) -> Option<ListenAddress> {
+        self.parent_address
+    }
+
+    /// The parent channel's TCP address, when it listens on TCP.
+    pub fn parent_socket_addr(&self) -> Option<SocketAddr> {
+        match self.parent_address? {
+            ListenAddress::Tcp(address) => Some(address),
+            ListenAddress::Vsock { .. } => None,
+        }
+    }
+
+    /// The operator bound on the parent channel, if any.
+    pub fn operator(&self) -> Option<EthereumAddress> {
+        self.operator.get()
     }
 
     /// The TLS certificate (DER) clients see in the handshake; the boot document binds its
@@ -348,13 +395,25 @@ impl Drop for RunningServer {
 }
 
 async fn accept_loop(listener: Listener, acceptor: TlsAcceptor, state: Arc<AppState>) {
+    let slots = Arc::new(Semaphore::new(state.limits.max_connections as usize));
     loop {
         match listener.accept().await {
             Ok((connection, peer)) => {
+                // At the cap, close at once (before any TLS work) rather than queue: the
+                // client sees the refusal, and a flood costs one accept per connection.
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    state.metrics.count_connection_refused();
+                    tracing::debug!(%peer, "connection refused: max_connections open");
+                    drop(connection);
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let state = Arc::clone(&state);
                 tokio::spawn(async move {
-                    serve_connection(connection, acceptor, state).await;
+                    state.metrics.connection_opened();
+                    serve_connection(connection, acceptor, Arc::clone(&state)).await;
+                    state.metrics.connection_closed();
+                    drop(slot);
                     tracing::trace!(%peer, "connection closed");
                 });
             }
@@ -410,13 +469,48 @@ async fn serve_connection(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_H2_STREAMS);
+    let limits = Arc::new(ConnectionLimits::new(
+        state.limits.attestations_per_minute_per_connection,
+    ));
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, std::convert::Infallible>(api::handle(state, request).await) }
+        let limits = Arc::clone(&limits);
+        async move { Ok::<_, std::convert::Infallible>(api::handle(state, &limits, request).await) }
     });
     let io = TokioIo::new(Rewind::new(prefix, tls));
     if let Err(error) = builder.serve_connection(io, service).await {
         tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// The parent channel: plain HTTP/1.1, one connection at a time per task (see `parent.rs`).
+async fn parent_accept_loop(listener: Listener, state: Arc<AppState>) {
+    loop {
+        match listener.accept().await {
+            Ok((connection, peer)) => {
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        async move {
+                            Ok::<_, std::convert::Infallible>(parent::handle(state, request).await)
+                        }
+                    });
+                    let served = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
+                        .serve_connection(TokioIo::new(connection), service)
+                        .await;
+                    if let Err(error) = served {
+                        tracing::debug!(%peer, %error, "parent channel connection ended with an error");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "parent channel accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

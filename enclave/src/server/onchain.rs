@@ -1,7 +1,9 @@
 //! `POST /v1/onchain/fulfillments` (docs/protocol.md §5): the enclave answers an on-chain
 //! request and signs the relay's EIP-712 `Fulfillment` itself, so the relayer that carries the
 //! answer to the chain cannot change it. The enclave signs only for the one relay (chain id and
-//! address) it was started with: a signature is never produced for another chain or contract.
+//! address) it was started with, and only for the operator its parent bound
+//! (`super::parent`): a signature is never produced for another chain, contract or operator,
+//! so another staker that claimed a request gains nothing from asking this enclave.
 
 use std::str::FromStr;
 
@@ -11,8 +13,6 @@ use serde_json::{Map, Value};
 
 use super::errors::ApiError;
 
-/// The path of the endpoint.
-pub(crate) const FULFILLMENTS_PATH: &str = "/v1/onchain/fulfillments";
 /// `max_tokens` when `params` does not say.
 const DEFAULT_MAX_TOKENS: u32 = 64;
 
@@ -61,6 +61,7 @@ impl FromStr for OnchainRelay {
 #[derive(Debug)]
 pub(crate) struct FulfillmentJob {
     pub(crate) request_id: [u8; 32],
+    pub(crate) operator: [u8; 20],
     pub(crate) model_hash: [u8; 32],
     pub(crate) input: Vec<u8>,
     pub(crate) params: Vec<u8>,
@@ -72,6 +73,7 @@ impl FulfillmentJob {
     pub(crate) fn statement(&self, output: &[u8]) -> Fulfillment {
         Fulfillment::for_exchange(
             self.request_id,
+            self.operator,
             self.model_hash,
             &self.input,
             &self.params,
@@ -84,10 +86,12 @@ fn forbidden(code: &'static str, message: String) -> ApiError {
     ApiError::forbidden(code, message)
 }
 
-/// Parses a request body against the enclave's relay and model (see the module docs).
+/// Parses a request body against the enclave's relay, operator and model (see the module
+/// docs).
 pub(crate) fn parse_fulfillment(
     body: &[u8],
     relay: Option<&OnchainRelay>,
+    operator: Option<[u8; 20]>,
     model_sha256: &[u8; 32],
     max_tokens_limit: u32,
 ) -> Result<FulfillmentJob, ApiError> {
@@ -107,7 +111,7 @@ pub(crate) fn parse_fulfillment(
     for key in fields.keys() {
         if !matches!(
             key.as_str(),
-            "chain_id" | "relay" | "request_id" | "model_hash" | "input" | "params"
+            "chain_id" | "relay" | "operator" | "request_id" | "model_hash" | "input" | "params"
         ) {
             return Err(ApiError::invalid_param(
                 key.as_str(),
@@ -126,6 +130,25 @@ pub(crate) fn parse_fulfillment(
             format!(
                 "this enclave signs fulfilments only for relay {relay}, not {chain_id}:0x{}",
                 crate::hex(&relay_address)
+            ),
+        ));
+    }
+    let Some(operator) = operator else {
+        return Err(forbidden(
+            "operator_not_bound",
+            "no operator is bound to this enclave (its parent instance binds one on the parent \
+             channel); it signs no on-chain fulfilments"
+                .to_owned(),
+        ));
+    };
+    let requested_operator = hex_field::<20>(&fields, "operator")?;
+    if requested_operator != operator {
+        return Err(forbidden(
+            "operator_not_served",
+            format!(
+                "this enclave signs fulfilments only for its operator 0x{}, not 0x{}",
+                crate::hex(&operator),
+                crate::hex(&requested_operator)
             ),
         ));
     }
@@ -157,6 +180,7 @@ pub(crate) fn parse_fulfillment(
     messages.push(ChatMessage::new(Role::User, prompt));
     Ok(FulfillmentJob {
         request_id,
+        operator,
         model_hash,
         input,
         params,
@@ -287,7 +311,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn parse_hex_exact<const N: usize>(text: &str) -> Result<[u8; N], String> {
+pub(crate) fn parse_hex_exact<const N: usize>(text: &str) -> Result<[u8; N], String> {
     parse_hex(text)?
         .try_into()
         .map_err(|bytes: Vec<u8>| format!("expected {N} bytes, found {}", bytes.len()))
@@ -328,6 +352,7 @@ mod tests {
     }
 
     const MODEL: [u8; 32] = [0xb1; 32];
+    const OPERATOR: [u8; 20] = [0x0f; 20];
 
     fn relay() -> OnchainRelay {
         "31337:0xC2bE970268c5F0924B50eCb8842b4b8fFD4E57A8"
@@ -339,6 +364,7 @@ mod tests {
         let mut fields = serde_json::json!({
             "chain_id": 31337,
             "relay": "0xc2be970268c5f0924b50ecb8842b4b8ffd4e57a8",
+            "operator": format!("0x{}", "0f".repeat(20)),
             "request_id": format!("0x{}", "00".repeat(31) + "01"),
             "model_hash": format!("0x{}", "b1".repeat(32)),
             "input": format!("0x{}", crate::hex(b"What is the capital of France?")),
@@ -352,11 +378,13 @@ mod tests {
 
     #[test]
     fn parses_a_request_for_the_configured_relay() {
-        let job = parse_fulfillment(&body(&[]), Some(&relay()), &MODEL, 512).expect("parsed");
+        let job = parse_fulfillment(&body(&[]), Some(&relay()), Some(OPERATOR), &MODEL, 512)
+            .expect("parsed");
         assert_eq!(job.request_id[31], 1);
         assert_eq!(job.generation.params.max_tokens, 16);
         assert_eq!(job.generation.params.sampling.temperature, 0.0);
         assert_eq!(job.input, b"What is the capital of France?");
+        assert_eq!(job.operator, OPERATOR);
         // The statement binds exactly the bytes given.
         let statement = job.statement(b"Paris.");
         assert_eq!(
@@ -369,13 +397,20 @@ mod tests {
     fn refuses_other_relays_chains_models_and_bad_params() {
         let forbidden = |code: &str| (StatusCode::FORBIDDEN, Some(code.to_owned()));
         assert_eq!(
-            status_of(parse_fulfillment(&body(&[]), None, &MODEL, 512)),
+            status_of(parse_fulfillment(
+                &body(&[]),
+                None,
+                Some(OPERATOR),
+                &MODEL,
+                512
+            )),
             forbidden("onchain_disabled")
         );
         assert_eq!(
             status_of(parse_fulfillment(
                 &body(&[("chain_id", 1.into())]),
                 Some(&relay()),
+                Some(OPERATOR),
                 &MODEL,
                 512
             )),
@@ -386,15 +421,39 @@ mod tests {
             status_of(parse_fulfillment(
                 &body(&[other_relay]),
                 Some(&relay()),
+                Some(OPERATOR),
                 &MODEL,
                 512
             )),
             forbidden("relay_not_allowed")
         );
+        // No operator bound, or another operator asked for: refused (the harvesting attack).
+        assert_eq!(
+            status_of(parse_fulfillment(
+                &body(&[]),
+                Some(&relay()),
+                None,
+                &MODEL,
+                512
+            )),
+            forbidden("operator_not_bound")
+        );
+        let harvester = ("operator", Value::from(format!("0x{}", "ba".repeat(20))));
+        assert_eq!(
+            status_of(parse_fulfillment(
+                &body(&[harvester]),
+                Some(&relay()),
+                Some(OPERATOR),
+                &MODEL,
+                512
+            )),
+            forbidden("operator_not_served")
+        );
         let bad = |overrides: &[(&str, Value)]| {
             status_of(parse_fulfillment(
                 &body(overrides),
                 Some(&relay()),
+                Some(OPERATOR),
                 &MODEL,
                 512,
             ))
@@ -430,7 +489,8 @@ mod tests {
     #[test]
     fn empty_params_mean_greedy_defaults() {
         let empty = ("params", Value::from("0x".to_owned()));
-        let job = parse_fulfillment(&body(&[empty]), Some(&relay()), &MODEL, 512).expect("parsed");
+        let job = parse_fulfillment(&body(&[empty]), Some(&relay()), Some(OPERATOR), &MODEL, 512)
+            .expect("parsed");
         assert_eq!(job.generation.params.max_tokens, 64);
         assert_eq!(job.generation.params.sampling.temperature, 0.0);
         assert!(job.params.is_empty());

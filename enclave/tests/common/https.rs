@@ -40,6 +40,7 @@ impl TestServer {
             model: model_path(),
             model_sha256: SMOLLM2_SHA256,
             listen: "tcp:127.0.0.1:0".parse().expect("listen"),
+            parent_listen: Some("tcp:127.0.0.1:0".parse().expect("parent listen")),
             attester: AttesterChoice::Dev {
                 pki_dir: directory.path().join("pki"),
             },
@@ -188,6 +189,55 @@ impl TestServer {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.request(Version::Http1, "GET", path, &[], b"").await
+    }
+
+    /// One plain HTTP/1.1 request on the parent channel (docs/protocol.md §5a): status, body.
+    pub async fn parent(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let address = self
+            .server
+            .parent_socket_addr()
+            .expect("a TCP parent channel");
+        let mut stream = TcpStream::connect(address)
+            .await
+            .expect("connect the parent channel");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: enclave\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+            .await
+            .expect("the parent channel answers")
+            .expect("read");
+        let answer = String::from_utf8(answer).expect("UTF-8");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .expect("a status");
+        (status, body.to_owned())
+    }
+
+    /// The enclave's metrics, from the parent channel.
+    pub async fn metrics(&self) -> String {
+        let (status, body) = self.parent("GET", "/metrics", "").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Binds `operator` over the parent channel, as the operator's relayer does.
+    pub async fn bind_operator(&self, operator: [u8; 20]) {
+        let (status, body) = self
+            .parent(
+                "PUT",
+                "/v1/operator",
+                &format!(r#"{{"operator":"0x{}"}}"#, hex(&operator)),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
     }
 }
 
