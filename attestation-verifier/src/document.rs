@@ -4,7 +4,9 @@
 use coset::{CborSerializable, CoseSign1, TaggedCborSerializable};
 
 use crate::cbor::{MAJOR_ARRAY, MAJOR_BYTES, MAJOR_MAP, MAJOR_TEXT, MAJOR_UNSIGNED, Reader};
+use crate::cose::ES384_PROTECTED_HEADER;
 use crate::error::{DocumentError, Field, to_hex};
+use crate::protocol::{MAX_NONCE_BYTES, MAX_PUBLIC_KEY_BYTES, MAX_USER_DATA_BYTES};
 use crate::time::UnixMillis;
 
 /// Largest document accepted. Genuine documents are under 6 KiB (a 4-5 certificate chain of
@@ -13,17 +15,12 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
 /// Most `cabundle` entries accepted (genuine chains have 4 or 5 CAs including the root).
 pub const MAX_CABUNDLE_ENTRIES: u64 = 8;
 
-/// The only protected header accepted: the map `{1: -35}` (alg: ES384).
-pub(crate) const ES384_PROTECTED_HEADER: [u8; 4] = [0xa1, 0x01, 0x38, 0x22];
 /// CBOR tag of a tagged COSE_Sign1 (18), as its one-byte head.
 const COSE_SIGN1_TAG_HEAD: u8 = 0xd2;
 /// ES384 signatures are r || s, 48 bytes each.
 pub(crate) const ES384_SIGNATURE_BYTES: usize = 96;
 
 const MAX_CERTIFICATE_BYTES: usize = 1024;
-const MAX_PUBLIC_KEY_BYTES: usize = 1024;
-const MAX_USER_DATA_BYTES: usize = 512;
-const MAX_NONCE_BYTES: usize = 512;
 const MAX_PCR_INDEX: u64 = 31;
 const MAX_PCR_COUNT: u64 = 32;
 
@@ -96,31 +93,7 @@ impl AttestationDocument {
     /// The COSE `Sig_structure` for COSE_Sign1 with empty external AAD:
     /// `["Signature1", protected, h'', payload]`, the bytes the ES384 signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.payload.len() + 32);
-        out.push(0x84); // array(4)
-        out.push(0x6a); // text(10)
-        out.extend_from_slice(b"Signature1");
-        push_bytes_head(&mut out, self.protected_header.len());
-        out.extend_from_slice(&self.protected_header);
-        out.push(0x40); // bytes(0): external_aad
-        push_bytes_head(&mut out, self.payload.len());
-        out.extend_from_slice(&self.payload);
-        out
-    }
-}
-
-fn push_bytes_head(out: &mut Vec<u8>, length: usize) {
-    let length = length as u64;
-    if length < 24 {
-        out.push(0x40 | length as u8);
-    } else if length <= 0xff {
-        out.extend_from_slice(&[0x58, length as u8]);
-    } else if length <= 0xffff {
-        out.push(0x59);
-        out.extend_from_slice(&(length as u16).to_be_bytes());
-    } else {
-        out.push(0x5a);
-        out.extend_from_slice(&(length as u32).to_be_bytes());
+        crate::cose::sig_structure(&self.protected_header, &self.payload)
     }
 }
 

@@ -12,15 +12,6 @@ use sha3::{Digest, Keccak256};
 
 use crate::receipt::{EthereumAddress, eip712_digest, keccak256};
 
-/// The enclave's endpoint that answers an on-chain request and signs its [`Fulfillment`]
-/// (docs/protocol.md §5), on the attested connection.
-pub const FULFILLMENTS_PATH: &str = "/v1/onchain/fulfillments";
-/// The parent channel's endpoint that binds the operator an enclave serves
-/// (docs/protocol.md §5a): `PUT` `{"operator": "0x…"}` once per boot, `GET` to read it.
-pub const PARENT_OPERATOR_PATH: &str = "/v1/operator";
-/// The parent channel's Prometheus metrics.
-pub const PARENT_METRICS_PATH: &str = "/metrics";
-
 /// The EIP-712 domain type of both on-chain statements.
 pub const CHAIN_DOMAIN_TYPE: &str =
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";

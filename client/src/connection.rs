@@ -45,9 +45,9 @@ use crate::sse::SseDecoder;
 /// The largest non-streamed response body read.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// The attestation endpoint.
-pub const ATTESTATION_PATH: &str = "/v1/attestation";
+pub use attestation_verifier::protocol::ATTESTATION_PATH;
 /// The chat endpoint.
-pub const CHAT_PATH: &str = "/v1/chat/completions";
+pub use attestation_verifier::protocol::CHAT_COMPLETIONS_PATH as CHAT_PATH;
 
 /// Why a connection or an answer was refused.
 #[derive(Debug, thiserror::Error)]
@@ -690,7 +690,11 @@ impl AttestedConnection {
             return Ok(id.clone());
         }
         let what = "listing the models";
-        let request = self.request("GET", "/v1/models", Vec::new())?;
+        let request = self.request(
+            "GET",
+            attestation_verifier::protocol::MODELS_PATH,
+            Vec::new(),
+        )?;
         let response = self.send(request, what).await?;
         let status = response.status();
         let body = read_body(response.into_body(), 1024 * 1024, what).await?;

@@ -417,7 +417,7 @@ mod tests {
             timestamp_ms: 5,
         };
         let parts = EvidenceParts {
-            endpoint: "/v1/chat/completions",
+            endpoint: attestation_verifier::protocol::CHAT_COMPLETIONS_PATH,
             attestation_document: &[0x84, 0x40],
             attestation_nonce: Some(&[9; 32]),
             request_body: b"{}",

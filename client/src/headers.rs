@@ -5,22 +5,11 @@
 use attestation_verifier::receipt::{Receipt, ReceiptClaims};
 use base64::Engine;
 
-/// `x-attested-model-sha256`.
-pub const MODEL_SHA256: &str = "x-attested-model-sha256";
-/// `x-attested-request-sha256`.
-pub const REQUEST_SHA256: &str = "x-attested-request-sha256";
-/// `x-attested-response-sha256`.
-pub const RESPONSE_SHA256: &str = "x-attested-response-sha256";
-/// `x-attested-timestamp-ms` (also an SSE field).
-pub const TIMESTAMP_MS: &str = "x-attested-timestamp-ms";
-/// `x-attested-signature` (also an SSE field).
-pub const SIGNATURE: &str = "x-attested-signature";
-/// `x-attested-document`.
-pub const DOCUMENT: &str = "x-attested-document";
-/// `x-attested-response-document` (also an SSE field of the `[DONE]` event).
-pub const RESPONSE_DOCUMENT: &str = "x-attested-response-document";
-/// `x-attested-nonce`: the client's request for a per-response document.
-pub const NONCE: &str = "x-attested-nonce";
+/// The header names, defined once for both ends in the verifier crate.
+pub use attestation_verifier::protocol::headers::{
+    DOCUMENT, MODEL_SHA256, NONCE, REQUEST_SHA256, RESPONSE_DOCUMENT, RESPONSE_SHA256, SIGNATURE,
+    TIMESTAMP_MS,
+};
 
 /// A receipt header is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,8 @@
 use alloy::primitives::{Address, B256, Bytes};
 use attest::ClientPolicy;
 use attest::connection::{AttestedConnection, ConnectOptions};
-use attestation_verifier::onchain::{ContractDomain, FULFILLMENTS_PATH};
+use attestation_verifier::onchain::ContractDomain;
+use attestation_verifier::protocol::FULFILLMENTS_PATH;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 

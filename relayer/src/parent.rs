@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use attestation_verifier::onchain::PARENT_OPERATOR_PATH;
+use attestation_verifier::protocol::PARENT_OPERATOR_PATH;
 use host_proxy::BackendAddress;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

@@ -411,7 +411,7 @@ async fn relayer_answers_the_consumer_exactly_once_across_a_kill_and_a_miss_is_s
     });
     let refused = connection
         .post_json_verified(
-            attestation_verifier::onchain::FULFILLMENTS_PATH,
+            attestation_verifier::protocol::FULFILLMENTS_PATH,
             harvest.to_string().into_bytes(),
         )
         .await

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use attestation_verifier::cose::ES384_PROTECTED_HEADER;
 use attestation_verifier::{Policy, TrustAnchor, UnixMillis, Verifier};
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -49,8 +50,6 @@ pub const DEV_PCR1_MARKER: &[u8] = b"attested-inference development attester: no
 const DEV_PCR2_PREFIX: &str = "attested-inference development configuration v1\n";
 /// Number of PCRs in a document, as the NSM reports them.
 const PCR_COUNT: usize = 16;
-/// The protected header `{1: -35}` (alg ES384), byte for byte as the NSM writes it.
-const ES384_PROTECTED_HEADER: [u8; 4] = [0xa1, 0x01, 0x38, 0x22];
 const ORGANIZATION: &str = "attested-inference development";
 const ROOT_COMMON_NAME: &str = "attested-inference development root";
 
@@ -522,16 +521,10 @@ impl Attester for DevAttester {
     }
 }
 
-/// `["Signature1", protected, h'', payload]`, the bytes ES384 signs (RFC 9052 §4.4).
+/// `["Signature1", protected, h'', payload]`, the bytes ES384 signs: the verifier's own
+/// definition, so the development attester signs exactly what verifiers check.
 fn sig_structure(payload: &[u8]) -> Vec<u8> {
-    let mut writer = CborWriter::new();
-    writer
-        .array(4)
-        .text("Signature1")
-        .bytes(&ES384_PROTECTED_HEADER)
-        .bytes(&[])
-        .bytes(payload);
-    writer.finish()
+    attestation_verifier::cose::sig_structure(&ES384_PROTECTED_HEADER, payload)
 }
 
 fn root_params() -> CertificateParams {

@@ -21,12 +21,10 @@ pub use dev::{
 };
 pub use nsm::NsmAttester;
 
-/// Most `user_data` bytes the NSM accepts.
-pub const MAX_USER_DATA_BYTES: usize = 512;
-/// Most `nonce` bytes the NSM accepts.
-pub const MAX_NONCE_BYTES: usize = 512;
-/// Most `public_key` bytes the NSM accepts.
-pub const MAX_PUBLIC_KEY_BYTES: usize = 1024;
+/// The NSM's field limits, which the verifier's parser enforces too.
+pub use attestation_verifier::protocol::{
+    MAX_NONCE_BYTES, MAX_PUBLIC_KEY_BYTES, MAX_USER_DATA_BYTES,
+};
 
 /// What a document must carry. Absent fields appear as CBOR null in the document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

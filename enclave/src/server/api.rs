@@ -19,7 +19,10 @@ use inference_engine::{GenerationEvent, GenerationRequest, RequestHandle, Schedu
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use attestation_verifier::onchain::FULFILLMENTS_PATH;
+use attestation_verifier::protocol::{
+    ATTESTATION_PATH, CHAT_COMPLETIONS_PATH, COMPLETIONS_PATH, FULFILLMENTS_PATH, HEALTH_PATH,
+    MODELS_PATH, headers,
+};
 
 use super::errors::ApiError;
 use super::limits::{ConnectionLimits, TokenBucket, admit_attestation};
@@ -29,11 +32,7 @@ use super::openai::{
     ChunkContent, CompletionRequest, Endpoint, ResponseMeta, Usage, chunk_json, completion_body,
     parse_request,
 };
-use super::receipts::{
-    DOCUMENT_HEADER, MODEL_SHA256_HEADER, NONCE_HEADER, REQUEST_SHA256_HEADER,
-    RESPONSE_DOCUMENT_HEADER, RESPONSE_SHA256_HEADER, ReceiptSigner, SIGNATURE_HEADER,
-    StreamSigner, TIMESTAMP_HEADER, base64, hex, parse_nonce,
-};
+use super::receipts::{ReceiptSigner, StreamSigner, base64, hex, parse_nonce};
 use crate::boot::{BootClaims, DocumentCache};
 use crate::config::Limits;
 
@@ -217,15 +216,15 @@ pub(crate) async fn handle(
             .then(|| error_response(&ApiError::method_not_allowed(method.as_str(), &path, allow)))
     };
     let (label, response) = match path.as_str() {
-        "/v1/chat/completions" => (
-            "/v1/chat/completions",
+        CHAT_COMPLETIONS_PATH => (
+            CHAT_COMPLETIONS_PATH,
             match only(Method::POST, "POST") {
                 Some(refused) => refused,
                 None => completion(&state, Endpoint::Chat, request, started).await,
             },
         ),
-        "/v1/completions" => (
-            "/v1/completions",
+        COMPLETIONS_PATH => (
+            COMPLETIONS_PATH,
             match only(Method::POST, "POST") {
                 Some(refused) => refused,
                 None => completion(&state, Endpoint::Completions, request, started).await,
@@ -238,24 +237,29 @@ pub(crate) async fn handle(
                 None => fulfillment(&state, request).await,
             },
         ),
-        "/v1/models" => (
-            "/v1/models",
+        MODELS_PATH => (
+            MODELS_PATH,
             only(Method::GET, "GET").unwrap_or_else(|| models(&state, None)),
         ),
-        model_path if model_path.starts_with("/v1/models/") => (
-            "/v1/models/{id}",
-            only(Method::GET, "GET")
-                .unwrap_or_else(|| models(&state, Some(&model_path["/v1/models/".len()..]))),
-        ),
-        "/v1/attestation" => (
-            "/v1/attestation",
+        model_path
+            if let Some(id) = model_path
+                .strip_prefix(MODELS_PATH)
+                .and_then(|rest| rest.strip_prefix('/')) =>
+        {
+            (
+                "/v1/models/{id}",
+                only(Method::GET, "GET").unwrap_or_else(|| models(&state, Some(id))),
+            )
+        }
+        ATTESTATION_PATH => (
+            ATTESTATION_PATH,
             match only(Method::GET, "GET") {
                 Some(refused) => refused,
                 None => attestation(&state, connection, request.uri().query()).await,
             },
         ),
-        "/health" => (
-            "/health",
+        HEALTH_PATH => (
+            HEALTH_PATH,
             only(Method::GET, "GET").unwrap_or_else(|| health(&state)),
         ),
         _ => (
@@ -408,21 +412,21 @@ fn attach_receipt(
         .map_err(|error| ApiError::internal(error.to_string()))?;
     header(
         response,
-        MODEL_SHA256_HEADER,
+        headers::MODEL_SHA256,
         state.model_sha256_hex.clone(),
     );
-    header(response, REQUEST_SHA256_HEADER, hex(&request_hash));
-    header(response, RESPONSE_SHA256_HEADER, hex(&response_hash));
-    header(response, TIMESTAMP_HEADER, timestamp_ms.to_string());
-    header(response, SIGNATURE_HEADER, receipt.signature_hex());
+    header(response, headers::REQUEST_SHA256, hex(&request_hash));
+    header(response, headers::RESPONSE_SHA256, hex(&response_hash));
+    header(response, headers::TIMESTAMP_MS, timestamp_ms.to_string());
+    header(response, headers::SIGNATURE, receipt.signature_hex());
     header(
         response,
-        DOCUMENT_HEADER,
+        headers::DOCUMENT,
         base64(&state.documents.current().bytes),
     );
     if let Some(document) = document {
         state.metrics.count_response_document();
-        header(response, RESPONSE_DOCUMENT_HEADER, base64(&document));
+        header(response, headers::RESPONSE_DOCUMENT, base64(&document));
     }
     Ok(())
 }
@@ -443,7 +447,7 @@ async fn completion(
     request: Request<Incoming>,
     started: Instant,
 ) -> ApiResponse {
-    let nonce = match request.headers().get(NONCE_HEADER) {
+    let nonce = match request.headers().get(headers::NONCE) {
         None => None,
         Some(value) => match value
             .to_str()
@@ -452,7 +456,7 @@ async fn completion(
         {
             Ok(nonce) => Some(nonce),
             Err(reason) => {
-                return error_response(&ApiError::invalid_param(NONCE_HEADER, reason));
+                return error_response(&ApiError::invalid_param(headers::NONCE, reason));
             }
         },
     };
@@ -726,13 +730,13 @@ fn stream_completion(job: Generation) -> ApiResponse {
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     header(
         &mut response,
-        MODEL_SHA256_HEADER,
+        headers::MODEL_SHA256,
         state.model_sha256_hex.clone(),
     );
-    header(&mut response, REQUEST_SHA256_HEADER, hex(&request_hash));
+    header(&mut response, headers::REQUEST_SHA256, hex(&request_hash));
     header(
         &mut response,
-        DOCUMENT_HEADER,
+        headers::DOCUMENT,
         base64(&state.documents.current().bytes),
     );
     response

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use attestation_verifier::onchain::{PARENT_METRICS_PATH, PARENT_OPERATOR_PATH};
+use attestation_verifier::protocol::{PARENT_METRICS_PATH, PARENT_OPERATOR_PATH};
 use attestation_verifier::receipt::address_hex;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};

@@ -10,27 +10,10 @@ use attestation_verifier::stream::StreamHashChain;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use attestation_verifier::protocol::headers;
+
 use crate::attester::{AttestationRequest, Attester, AttesterError};
 use crate::identity::{EnclaveSigningKey, IdentityError};
-
-/// `x-attested-model-sha256`.
-pub const MODEL_SHA256_HEADER: &str = "x-attested-model-sha256";
-/// `x-attested-request-sha256`.
-pub const REQUEST_SHA256_HEADER: &str = "x-attested-request-sha256";
-/// `x-attested-response-sha256`.
-pub const RESPONSE_SHA256_HEADER: &str = "x-attested-response-sha256";
-/// `x-attested-timestamp-ms` (a header, and an SSE field of every stream event).
-pub const TIMESTAMP_HEADER: &str = "x-attested-timestamp-ms";
-/// `x-attested-signature` (a header, and an SSE field of every stream event).
-pub const SIGNATURE_HEADER: &str = "x-attested-signature";
-/// `x-attested-document`: the current boot document, base64.
-pub const DOCUMENT_HEADER: &str = "x-attested-document";
-/// `x-attested-response-document` (a header, or a field of the `[DONE]` event).
-pub const RESPONSE_DOCUMENT_HEADER: &str = "x-attested-response-document";
-/// `x-attested-nonce`: the request header asking for a per-response document.
-pub const NONCE_HEADER: &str = "x-attested-nonce";
-/// Most bytes of a nonce (`x-attested-nonce`, `/v1/attestation?nonce=`).
-pub const MAX_NONCE_BYTES: usize = 64;
 
 /// Why a receipt could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +37,11 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 /// Parses a nonce given as hex (either case), 1..=64 bytes.
 pub(crate) fn parse_nonce(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
-    if text.is_empty() || !text.len().is_multiple_of(2) || text.len() > MAX_NONCE_BYTES * 2 {
+    if text.is_empty() || !text.len().is_multiple_of(2) || text.len() > headers::MAX_NONCE_BYTES * 2
+    {
         return Err(format!(
-            "a nonce is 1 to {MAX_NONCE_BYTES} bytes as an even number of hex digits, found {} characters",
+            "a nonce is 1 to {} bytes as an even number of hex digits, found {} characters",
+            headers::MAX_NONCE_BYTES,
             text.len()
         ));
     }
@@ -185,14 +170,16 @@ impl StreamSigner {
         event.extend_from_slice(data);
         event.extend_from_slice(
             format!(
-                "\n{TIMESTAMP_HEADER}: {timestamp_ms}\n{SIGNATURE_HEADER}: {}\n",
+                "\n{}: {timestamp_ms}\n{}: {}\n",
+                headers::TIMESTAMP_MS,
+                headers::SIGNATURE,
                 receipt.signature_hex()
             )
             .as_bytes(),
         );
         if let Some(document) = document {
             event.extend_from_slice(
-                format!("{RESPONSE_DOCUMENT_HEADER}: {}\n", base64(&document)).as_bytes(),
+                format!("{}: {}\n", headers::RESPONSE_DOCUMENT, base64(&document)).as_bytes(),
             );
         }
         event.push(b'\n');
