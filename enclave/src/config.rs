@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::server::onchain::OnchainRelay;
 use crate::transport::{ListenAddress, ListenAddressError};
+use attestation_verifier::onchain::ContractDomain;
 
 /// Largest accepted request body limit (a chat request is far smaller).
 pub const MAX_REQUEST_BYTES_CEILING: u64 = 64 * 1024 * 1024;
@@ -96,7 +96,7 @@ pub struct EnclaveConfig {
 impl fmt::Display for EnclaveConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "model = {}", self.model.display())?;
-        writeln!(f, "model_sha256 = {}", crate::hex(&self.model_sha256))?;
+        writeln!(f, "model_sha256 = {}", hex::encode(self.model_sha256))?;
         writeln!(f, "listen = {}", self.listen)?;
         match &self.parent_listen {
             Some(address) => writeln!(f, "parent_listen = {address}")?,
@@ -552,6 +552,47 @@ fn parse_sha256(text: &str) -> Result<[u8; 32], ConfigError> {
         }
     }
     Ok(out)
+}
+
+/// The relay the enclave signs fulfilments for: `<chain_id>:<0x address>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnchainRelay {
+    /// The chain id.
+    pub chain_id: u64,
+    /// The InferenceRelay contract's address.
+    pub relay: [u8; 20],
+}
+
+impl OnchainRelay {
+    /// The EIP-712 domain of this relay.
+    pub fn domain(&self) -> ContractDomain {
+        ContractDomain::relay(self.chain_id, self.relay)
+    }
+}
+
+impl fmt::Display for OnchainRelay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:0x{}", self.chain_id, hex::encode(self.relay))
+    }
+}
+
+impl std::str::FromStr for OnchainRelay {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (chain, address) = text
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("expected <chain_id>:<0x relay address>, found {text:?}"))?;
+        let chain_id = chain
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| format!("chain id must be a positive whole number, found {chain:?}"))?;
+        let relay = crate::parse_0x_hex::<20>(address)
+            .map_err(|reason| format!("relay address {address:?}: {reason}"))?;
+        Ok(Self { chain_id, relay })
+    }
 }
 
 #[cfg(test)]

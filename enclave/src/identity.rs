@@ -172,7 +172,7 @@ pub struct TlsIdentity {
 impl fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsIdentity")
-            .field("spki_sha256", &crate::hex(&self.spki_sha256()))
+            .field("spki_sha256", &hex::encode(self.spki_sha256()))
             .finish_non_exhaustive()
     }
 }

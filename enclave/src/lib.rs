@@ -18,13 +18,20 @@ pub mod identity;
 pub mod server;
 pub mod transport;
 
-/// Lowercase hex, for logs and names (never for secrets).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
+/// `0x`-prefixed hex (bytes in JSON and settings).
+pub(crate) fn parse_0x_hex_bytes(text: &str) -> Result<Vec<u8>, String> {
+    let digits = text
+        .strip_prefix("0x")
+        .ok_or_else(|| "hex must start with 0x".to_owned())?;
+    if !digits.len().is_multiple_of(2) {
+        return Err("odd number of hex digits".to_owned());
+    }
+    hex::decode(digits).map_err(|_| "not hex".to_owned())
+}
+
+/// `0x`-prefixed hex of exactly `N` bytes (addresses and hashes).
+pub(crate) fn parse_0x_hex<const N: usize>(text: &str) -> Result<[u8; N], String> {
+    parse_0x_hex_bytes(text)?
+        .try_into()
+        .map_err(|bytes: Vec<u8>| format!("expected {N} bytes, found {}", bytes.len()))
 }

@@ -230,7 +230,7 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         "listening on {} (model {} sha256 {}, enclave address {}",
         server.local_address(),
         server.model_id(),
-        hex(&server.model_sha256()),
+        hex::encode(server.model_sha256()),
         attestation_verifier::receipt::address_hex(&server.enclave_address()),
     );
     if let Some(root) = server.dev_root_pem_path() {
@@ -244,10 +244,6 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     flush_stdout();
     server.shutdown();
     Ok(())
-}
-
-fn hex(hash: &[u8; 32]) -> String {
-    hash.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn flush_stdout() {

@@ -9,6 +9,7 @@
 //! - [`parent`]: the enclave's parent channel (binding the operator);
 //! - [`register`]: the verifier-key registration;
 //! - [`contracts`]: the contracts' ABI.
+#![forbid(unsafe_code)]
 
 pub mod contracts;
 pub mod enclave;

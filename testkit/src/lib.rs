@@ -10,6 +10,7 @@
 //!
 //! Every fixture fails the test with a message saying what to install or run when the material
 //! it needs is missing: none of them skips silently.
+#![forbid(unsafe_code)]
 
 pub mod chain;
 

@@ -27,7 +27,6 @@ use zeroize::Zeroizing;
 
 use super::cbor::CborWriter;
 use super::{AttestationRequest, Attester, AttesterError, AttesterKind, check_document_matches};
-use crate::hex;
 
 /// File name of the development root certificate (PEM) inside the CA directory.
 pub const ROOT_CERTIFICATE_FILE: &str = "root.pem";
@@ -95,7 +94,10 @@ impl DevMeasurements {
 
     /// The canonical configuration text PCR2 measures.
     pub fn configuration_text(model_sha256: &[u8; 32]) -> String {
-        format!("{DEV_PCR2_PREFIX}model_sha256={}\n", hex(model_sha256))
+        format!(
+            "{DEV_PCR2_PREFIX}model_sha256={}\n",
+            hex::encode(model_sha256)
+        )
     }
 
     /// PCR `index` (0..16).
@@ -119,7 +121,7 @@ impl std::fmt::Debug for DevCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DevCa")
             .field("directory", &self.directory)
-            .field("root_sha256", &hex(&sha256(&self.root_der)))
+            .field("root_sha256", &hex::encode(sha256(&self.root_der)))
             .finish_non_exhaustive()
     }
 }
@@ -302,7 +304,7 @@ impl DevCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(&format!(
             "attested-inference development intermediate {}",
-            hex(&serial.to_bytes()[..8])
+            hex::encode(&serial.to_bytes()[..8])
         ));
         params.serial_number = Some(serial);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -365,7 +367,7 @@ impl DevAttester {
         let attester = Self {
             ca,
             measurements,
-            module_id: format!("i-development-enc{}", hex(&instance)),
+            module_id: format!("i-development-enc{}", hex::encode(instance)),
             intermediate: Mutex::new(intermediate),
         };
         attester.self_check()?;

@@ -338,7 +338,7 @@ mod tests {
                 let mut random = [0u8; 8];
                 aws_lc_rs::rand::fill(&mut random).expect("random");
                 let path =
-                    std::env::temp_dir().join(format!("enclave-test-{}", crate::hex(&random)));
+                    std::env::temp_dir().join(format!("enclave-test-{}", hex::encode(random)));
                 std::fs::create_dir_all(&path).expect("create temp dir");
                 Self(path)
             }

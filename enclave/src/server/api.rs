@@ -32,7 +32,7 @@ use super::openai::{
     ChunkContent, CompletionRequest, Endpoint, ResponseMeta, Usage, chunk_json, completion_body,
     parse_request,
 };
-use super::receipts::{ReceiptSigner, StreamSigner, base64, hex, parse_nonce};
+use super::receipts::{ReceiptSigner, StreamSigner, base64, parse_nonce};
 use crate::boot::{BootClaims, DocumentCache};
 use crate::config::Limits;
 
@@ -187,7 +187,7 @@ fn random_hex(bytes: usize) -> String {
     let mut random = vec![0u8; bytes];
     // The system generator failing leaves zeros: ids only need to be unlikely to repeat.
     let _ = aws_lc_rs::rand::fill(&mut random);
-    hex(&random)
+    hex::encode(&random)
 }
 
 fn random_seed() -> u64 {
@@ -415,8 +415,12 @@ fn attach_receipt(
         headers::MODEL_SHA256,
         state.model_sha256_hex.clone(),
     );
-    header(response, headers::REQUEST_SHA256, hex(&request_hash));
-    header(response, headers::RESPONSE_SHA256, hex(&response_hash));
+    header(response, headers::REQUEST_SHA256, hex::encode(request_hash));
+    header(
+        response,
+        headers::RESPONSE_SHA256,
+        hex::encode(response_hash),
+    );
     header(response, headers::TIMESTAMP_MS, timestamp_ms.to_string());
     header(response, headers::SIGNATURE, receipt.signature_hex());
     header(
@@ -733,7 +737,11 @@ fn stream_completion(job: Generation) -> ApiResponse {
         headers::MODEL_SHA256,
         state.model_sha256_hex.clone(),
     );
-    header(&mut response, headers::REQUEST_SHA256, hex(&request_hash));
+    header(
+        &mut response,
+        headers::REQUEST_SHA256,
+        hex::encode(request_hash),
+    );
     header(
         &mut response,
         headers::DOCUMENT,

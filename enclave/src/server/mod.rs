@@ -152,7 +152,7 @@ impl Server {
             },
         )
         .map_err(ServerError::Scheduler)?;
-        let model_sha256_hex = crate::hex(&model_sha256);
+        let model_sha256_hex = hex::encode(model_sha256);
         let state = Arc::new(AppState {
             scheduler,
             admitted: std::sync::atomic::AtomicUsize::new(0),

@@ -5,9 +5,7 @@
 //! (`super::parent`): a signature is never produced for another chain, contract or operator,
 //! so another staker that claimed a request gains nothing from asking this enclave.
 
-use std::str::FromStr;
-
-use attestation_verifier::onchain::{ContractDomain, Fulfillment};
+use attestation_verifier::onchain::Fulfillment;
 use inference_engine::{ChatMessage, GenerationParams, GenerationRequest, Prompt, Role};
 use serde_json::{Map, Value};
 
@@ -16,46 +14,7 @@ use super::errors::ApiError;
 /// `max_tokens` when `params` does not say.
 const DEFAULT_MAX_TOKENS: u32 = 64;
 
-/// The relay the enclave signs fulfilments for: `<chain_id>:<0x address>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OnchainRelay {
-    /// The chain id.
-    pub chain_id: u64,
-    /// The InferenceRelay contract's address.
-    pub relay: [u8; 20],
-}
-
-impl OnchainRelay {
-    /// The EIP-712 domain of this relay.
-    pub fn domain(&self) -> ContractDomain {
-        ContractDomain::relay(self.chain_id, self.relay)
-    }
-}
-
-impl std::fmt::Display for OnchainRelay {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:0x{}", self.chain_id, crate::hex(&self.relay))
-    }
-}
-
-impl FromStr for OnchainRelay {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (chain, address) = text
-            .trim()
-            .split_once(':')
-            .ok_or_else(|| format!("expected <chain_id>:<0x relay address>, found {text:?}"))?;
-        let chain_id = chain
-            .parse::<u64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .ok_or_else(|| format!("chain id must be a positive whole number, found {chain:?}"))?;
-        let relay = parse_hex_exact::<20>(address)
-            .map_err(|reason| format!("relay address {address:?}: {reason}"))?;
-        Ok(Self { chain_id, relay })
-    }
-}
+pub use crate::config::OnchainRelay;
 
 /// A parsed fulfilment request: what to generate, and what the signature must bind.
 #[derive(Debug)]
@@ -129,7 +88,7 @@ pub(crate) fn parse_fulfillment(
             "relay_not_allowed",
             format!(
                 "this enclave signs fulfilments only for relay {relay}, not {chain_id}:0x{}",
-                crate::hex(&relay_address)
+                hex::encode(relay_address)
             ),
         ));
     }
@@ -147,8 +106,8 @@ pub(crate) fn parse_fulfillment(
             "operator_not_served",
             format!(
                 "this enclave signs fulfilments only for its operator 0x{}, not 0x{}",
-                crate::hex(&operator),
-                crate::hex(&requested_operator)
+                hex::encode(operator),
+                hex::encode(requested_operator)
             ),
         ));
     }
@@ -159,8 +118,8 @@ pub(crate) fn parse_fulfillment(
             "model_hash",
             format!(
                 "this enclave serves model {}, not {}",
-                crate::hex(model_sha256),
-                crate::hex(&model_hash)
+                hex::encode(model_sha256),
+                hex::encode(model_hash)
             ),
         )
         .with_code("model_mismatch"));
@@ -280,41 +239,16 @@ fn hex_text<'a>(fields: &'a Map<String, Value>, name: &'static str) -> Result<&'
 }
 
 fn hex_bytes(fields: &Map<String, Value>, name: &'static str) -> Result<Vec<u8>, ApiError> {
-    parse_hex(hex_text(fields, name)?).map_err(|reason| ApiError::invalid_param(name, reason))
+    crate::parse_0x_hex_bytes(hex_text(fields, name)?)
+        .map_err(|reason| ApiError::invalid_param(name, reason))
 }
 
 fn hex_field<const N: usize>(
     fields: &Map<String, Value>,
     name: &'static str,
 ) -> Result<[u8; N], ApiError> {
-    parse_hex_exact::<N>(hex_text(fields, name)?)
+    crate::parse_0x_hex::<N>(hex_text(fields, name)?)
         .map_err(|reason| ApiError::invalid_param(name, format!("`{name}`: {reason}")))
-}
-
-fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let digits = text
-        .strip_prefix("0x")
-        .ok_or_else(|| "hex must start with 0x".to_owned())?;
-    if !digits.len().is_multiple_of(2) {
-        return Err("odd number of hex digits".to_owned());
-    }
-    digits
-        .as_bytes()
-        .chunks_exact(2)
-        .map(|pair| {
-            let digit = |byte: u8| (byte as char).to_digit(16);
-            match (digit(pair[0]), digit(pair[1])) {
-                (Some(high), Some(low)) => Ok((high * 16 + low) as u8),
-                _ => Err("not hex".to_owned()),
-            }
-        })
-        .collect()
-}
-
-pub(crate) fn parse_hex_exact<const N: usize>(text: &str) -> Result<[u8; N], String> {
-    parse_hex(text)?
-        .try_into()
-        .map_err(|bytes: Vec<u8>| format!("expected {N} bytes, found {}", bytes.len()))
 }
 
 /// The answer body: output bytes and text, signature, digest, enclave, usage.
@@ -328,10 +262,10 @@ pub(crate) fn answer_body(
     completion_tokens: usize,
 ) -> Vec<u8> {
     let body = serde_json::json!({
-        "output": format!("0x{}", crate::hex(output)),
+        "output": format!("0x{}", hex::encode(output)),
         "output_text": text,
-        "signature": format!("0x{}", crate::hex(signature)),
-        "digest": format!("0x{}", crate::hex(digest)),
+        "signature": format!("0x{}", hex::encode(signature)),
+        "digest": format!("0x{}", hex::encode(digest)),
         "enclave": enclave_address,
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
     });
@@ -367,8 +301,8 @@ mod tests {
             "operator": format!("0x{}", "0f".repeat(20)),
             "request_id": format!("0x{}", "00".repeat(31) + "01"),
             "model_hash": format!("0x{}", "b1".repeat(32)),
-            "input": format!("0x{}", crate::hex(b"What is the capital of France?")),
-            "params": format!("0x{}", crate::hex(br#"{"max_tokens":16,"temperature":0}"#)),
+            "input": format!("0x{}", hex::encode(b"What is the capital of France?")),
+            "params": format!("0x{}", hex::encode(br#"{"max_tokens":16,"temperature":0}"#)),
         });
         for (key, value) in overrides {
             fields[*key] = value.clone();
@@ -470,7 +404,7 @@ mod tests {
             "[1,2]",
             "not json",
         ] {
-            let value = Value::from(format!("0x{}", crate::hex(params.as_bytes())));
+            let value = Value::from(format!("0x{}", hex::encode(params.as_bytes())));
             assert_eq!(
                 bad(&[("params", value)]),
                 (StatusCode::BAD_REQUEST, Some("invalid_params".into())),

@@ -135,7 +135,7 @@ fn parse_operator(body: &Bytes) -> Result<[u8; 20], ApiError> {
         .ok_or_else(|| {
             ApiError::invalid_param("operator", "`operator` must be a 0x-hex address")
         })?;
-    super::onchain::parse_hex_exact::<20>(text)
+    crate::parse_0x_hex::<20>(text)
         .map_err(|reason| ApiError::invalid_param("operator", format!("`operator`: {reason}")))
 }
 

@@ -24,11 +24,6 @@ pub(crate) enum ReceiptFailure {
     Attestation(#[from] AttesterError),
 }
 
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    crate::hex(bytes)
-}
-
 /// Standard padded base64.
 pub(crate) fn base64(bytes: &[u8]) -> String {
     BASE64.encode(bytes)
@@ -88,7 +83,7 @@ pub(crate) struct SignedReceipt {
 
 impl SignedReceipt {
     pub(crate) fn signature_hex(&self) -> String {
-        format!("0x{}", hex(&self.signature))
+        format!("0x{}", hex::encode(self.signature))
     }
 }
 
