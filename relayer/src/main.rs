@@ -214,6 +214,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether `variable` holds a key: set and not empty (the shipped `relayer.env` leaves the key
+/// a machine does not hold empty, `RELAYER_VERIFIER_KEY=`).
+fn key_is_set(variable: &str) -> bool {
+    std::env::var(variable).is_ok_and(|key| !key.trim().is_empty())
+}
+
 fn key_from_env(variable: &str) -> Result<PrivateKeySigner, RelayerError> {
     let value = std::env::var(variable)
         .map_err(|_| RelayerError::Usage(format!("set {variable} to the private key (hex)")))?;
@@ -250,14 +256,10 @@ async fn run(args: RunArgs) -> Result<(), RelayerError> {
     // Where a restarted enclave's key gets registered from here, if anywhere.
     let route = match (args.nitro_registrar, args.registry) {
         (Some(registrar), _) => Some(Route::Nitro(registrar)),
-        (None, Some(registry))
-            if std::env::var("RELAYER_VERIFIER_KEY").is_ok_and(|key| !key.trim().is_empty()) =>
-        {
-            Some(Route::Verifier(
-                registry,
-                key_from_env("RELAYER_VERIFIER_KEY")?,
-            ))
-        }
+        (None, Some(registry)) if key_is_set("RELAYER_VERIFIER_KEY") => Some(Route::Verifier(
+            registry,
+            key_from_env("RELAYER_VERIFIER_KEY")?,
+        )),
         _ => None,
     };
     let provider = provider_for(&args.chain.rpc_url, signer)?;
@@ -459,9 +461,10 @@ async fn register(args: RegisterArgs) -> Result<(), RelayerError> {
         .ok_or_else(|| RelayerError::Usage("--registry or --nitro-registrar is required".into()))?;
     let verifier_key = key_from_env("RELAYER_VERIFIER_KEY")?;
     // Any funded account may submit the statement; by default the verifier key pays.
-    let submitter = match std::env::var("RELAYER_OPERATOR_KEY") {
-        Ok(_) => key_from_env("RELAYER_OPERATOR_KEY")?,
-        Err(_) => verifier_key.clone(),
+    let submitter = if key_is_set("RELAYER_OPERATOR_KEY") {
+        key_from_env("RELAYER_OPERATOR_KEY")?
+    } else {
+        verifier_key.clone()
     };
     let provider = provider_for(&args.chain.rpc_url, submitter)?;
     let policy = args.policy.build().map_err(RelayerError::Usage)?;

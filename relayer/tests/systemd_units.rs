@@ -64,6 +64,11 @@ fn closed_port() -> u16 {
 }
 
 fn run_unit(unit: &str, subcommand: &str) {
+    run_unit_with(unit, subcommand, &[]);
+}
+
+/// [`run_unit`] with `overrides` of the test keys (an empty value: the key as shipped, unset).
+fn run_unit_with(unit: &str, subcommand: &str, overrides: &[(&str, &str)]) {
     let mut environment = environment_file();
     let words = exec_start(unit, &environment);
     assert_eq!(
@@ -78,6 +83,9 @@ fn run_unit(unit: &str, subcommand: &str) {
     let test_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
     environment.insert("RELAYER_OPERATOR_KEY".into(), test_key.into());
     environment.insert("RELAYER_VERIFIER_KEY".into(), test_key.into());
+    for (key, value) in overrides {
+        environment.insert((*key).into(), (*value).into());
+    }
     environment.insert(
         "RELAYER_ENCLAVE_URL".into(),
         format!("https://127.0.0.1:{}", closed_port()),
@@ -128,4 +136,15 @@ fn the_registration_unit_runs_relayer_register_with_accepted_arguments() {
     // Renewed well before the registration (two days) expires.
     let unit = deploy_file("systemd/attested-register.service");
     assert!(unit.contains("--validity-secs 172800"));
+}
+
+/// On the verifier's machine `relayer.env` leaves `RELAYER_OPERATOR_KEY=` empty: the
+/// registration unit must then pay with the verifier key, not refuse the empty operator key.
+#[test]
+fn the_registration_unit_runs_with_the_operator_key_left_empty_as_shipped() {
+    run_unit_with(
+        "systemd/attested-register.service",
+        "register",
+        &[("RELAYER_OPERATOR_KEY", "")],
+    );
 }
