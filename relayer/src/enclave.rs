@@ -4,8 +4,8 @@
 //! The connection is re-established (with a fresh attestation) after any failure.
 
 use alloy::primitives::{Address, B256, Bytes};
-use attest::ClientPolicy;
 use attest::connection::{AttestedConnection, ConnectOptions};
+use attest::{ClientPolicy, TrustedEnclave};
 use attestation_verifier::onchain::ContractDomain;
 use attestation_verifier::protocol::FULFILLMENTS_PATH;
 use serde::Deserialize;
@@ -24,6 +24,11 @@ pub struct EnclaveAnswers {
     model_hash: B256,
     enclave: Address,
     operator: Address,
+    /// The attestation the first connection verified (the key never changes: a new key is
+    /// [`RelayerError::EnclaveKeyChanged`]).
+    trusted: TrustedEnclave,
+    /// That connection's attestation document, as verified.
+    document: Vec<u8>,
     connection: Mutex<Option<AttestedConnection>>,
 }
 
@@ -63,6 +68,8 @@ impl EnclaveAnswers {
             model_hash,
             enclave,
             operator,
+            trusted: connection.enclave().clone(),
+            document: connection.document().to_vec(),
             connection: Mutex::new(Some(connection)),
         })
     }
@@ -70,6 +77,16 @@ impl EnclaveAnswers {
     /// The attested enclave's signing address.
     pub fn enclave_address(&self) -> Address {
         self.enclave
+    }
+
+    /// The enclave as its attestation verified (what a registration statement is made from).
+    pub fn trusted(&self) -> &TrustedEnclave {
+        &self.trusted
+    }
+
+    /// The attestation document that verified (what `NitroRegistrar` is given).
+    pub fn document(&self) -> &[u8] {
+        &self.document
     }
 
     async fn ask(

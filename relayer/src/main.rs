@@ -304,7 +304,7 @@ async fn run(args: RunArgs) -> Result<(), RelayerError> {
             .await
             .map_err(|e| RelayerError::chain("EnclaveRegistry.enclaveStatus", e))?;
         if !matches!(status, EnclaveStatus::Authorized) {
-            register_enclave(&args, route, &provider, &policy).await?;
+            register_enclave(&args, route, &provider, relayer.answers()).await?;
         }
     }
     let shutdown = async {
@@ -320,7 +320,7 @@ async fn run(args: RunArgs) -> Result<(), RelayerError> {
                 tracing::warn!(enclave = %attested, "the enclave restarted with a new key");
                 let answers = attach(&args, &policy, operator).await?;
                 if let Some(route) = &route {
-                    register_enclave(&args, route, &provider, &policy).await?;
+                    register_enclave(&args, route, &provider, &answers).await?;
                 } else {
                     tracing::warn!(enclave = %answers.enclave_address(), "no registration route (--nitro-registrar, or --registry with RELAYER_VERIFIER_KEY): requests wait until the new key is registered");
                 }
@@ -358,24 +358,20 @@ async fn attach(
     .await
 }
 
-/// Registers the enclave at `--enclave-url` (its current key) through `route`.
+/// Registers the enclave `answers` attested (the one that answers: behind a proxy with several
+/// enclaves another connection could reach another one) through `route`.
 async fn register_enclave<P: Provider + Clone>(
     args: &RunArgs,
     route: &Route,
     provider: &P,
-    policy: &attest::ClientPolicy,
+    answers: &EnclaveAnswers,
 ) -> Result<(), RelayerError> {
-    let connection =
-        AttestedConnection::connect(&args.enclave_url, policy.clone(), ConnectOptions::default())
-            .await
-            .map_err(|error| RelayerError::Enclave(error.to_string()))?;
     let now_secs = unix_now();
     match route {
         Route::Nitro(registrar) => {
             let expiry = now_secs.saturating_add(args.validity_secs);
             let registration =
-                submit_nitro_registration(provider, *registrar, connection.document(), expiry)
-                    .await?;
+                submit_nitro_registration(provider, *registrar, answers.document(), expiry).await?;
             tracing::info!(enclave = %registration.enclave, tx = %registration.tx, gas = registration.gas_used, expiry, "registered the enclave's key through NitroRegistrar");
         }
         Route::Verifier(registry, verifier_key) => {
@@ -383,8 +379,7 @@ async fn register_enclave<P: Provider + Clone>(
                 .get_chain_id()
                 .await
                 .map_err(|e| RelayerError::chain("eth_chainId", e))?;
-            let registration =
-                registration_for(connection.enclave(), now_secs, args.validity_secs)?;
+            let registration = registration_for(answers.trusted(), now_secs, args.validity_secs)?;
             let tx =
                 submit_registration(provider, chain_id, *registry, verifier_key, &registration)
                     .await?;
