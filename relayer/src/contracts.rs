@@ -140,3 +140,35 @@ alloy::sol! {
         function cachedCertificate(bytes32 certificateHash) external view returns (Link memory);
     }
 }
+
+/// Waits for a sent contract transaction and requires it to succeed: the one way every
+/// transaction of the relayer is submitted. `sent` is the result of `.send().await`.
+///
+/// # Errors
+/// [`RelayerError::Chain`] when it could not be sent or its receipt not read,
+/// [`RelayerError::Reverted`] when it was mined and reverted.
+pub async fn mined(
+    sent: Result<
+        alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+        alloy::contract::Error,
+    >,
+    action: &'static str,
+    request_id: alloy::primitives::B256,
+) -> Result<alloy::rpc::types::TransactionReceipt, crate::RelayerError> {
+    let receipt = sent
+        .map_err(|e| crate::RelayerError::chain(action, e))?
+        .get_receipt()
+        .await
+        .map_err(|e| crate::RelayerError::Chain {
+            action,
+            reason: format!("waiting for the receipt: {e}"),
+        })?;
+    if !receipt.status() {
+        return Err(crate::RelayerError::Reverted {
+            action,
+            tx: receipt.transaction_hash,
+            request_id,
+        });
+    }
+    Ok(receipt)
+}

@@ -25,13 +25,16 @@ pub enum RelayerError {
         reason: String,
     },
     /// A transaction was mined but reverted.
-    #[error("{action} transaction {tx} for request {request_id} reverted")]
+    #[error(
+        "{action} transaction {tx}{} reverted",
+        if request_id.is_zero() { String::new() } else { format!(" for request {request_id}") }
+    )]
     Reverted {
-        /// `claim` or `fulfill`.
+        /// What was sent (`claim`, `fulfill`, `stake`, `register`, ...).
         action: &'static str,
         /// The transaction hash.
         tx: B256,
-        /// The request.
+        /// The request (zero for a transaction of no request: stake, registration).
         request_id: B256,
     },
     /// The enclave could not answer (connection, attestation, HTTP error, ...).

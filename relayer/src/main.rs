@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use attest::connection::{AttestedConnection, ConnectOptions};
@@ -28,6 +28,7 @@ use host_proxy::BackendAddress;
 use relayer::RelayerError;
 use relayer::contracts::IEnclaveRegistry::{self, EnclaveStatus};
 use relayer::contracts::IInferenceRelay;
+use relayer::contracts::mined;
 use relayer::enclave::EnclaveAnswers;
 use relayer::parent::bind_operator;
 use relayer::register::{registration_for, submit_nitro_registration, submit_registration};
@@ -420,21 +421,12 @@ async fn stake(args: StakeArgs) -> Result<(), RelayerError> {
     let operator = signer.address();
     let provider = provider_for(&args.chain.rpc_url, signer)?;
     let relay = IInferenceRelay::new(args.relay, provider);
-    let receipt = relay
-        .stake()
-        .value(args.amount_wei)
-        .send()
-        .await
-        .map_err(|e| RelayerError::chain("stake", e))?
-        .get_receipt()
-        .await
-        .map_err(|e| RelayerError::chain("stake receipt", e))?;
-    if !receipt.status() {
-        return Err(RelayerError::Chain {
-            action: "stake",
-            reason: format!("transaction {} reverted", receipt.transaction_hash),
-        });
-    }
+    let receipt = mined(
+        relay.stake().value(args.amount_wei).send().await,
+        "stake",
+        B256::ZERO,
+    )
+    .await?;
     let staked = relay
         .getOperator(operator)
         .call()
@@ -478,8 +470,8 @@ async fn register(args: RegisterArgs) -> Result<(), RelayerError> {
     println!(
         "registered enclave {} (image {}, model {}) until {} (tx {tx})",
         Address::from(registration.enclave),
-        alloy::primitives::B256::from(registration.image_id),
-        alloy::primitives::B256::from(registration.model_hash),
+        B256::from(registration.image_id),
+        B256::from(registration.model_hash),
         registration.expiry
     );
     Ok(())

@@ -12,6 +12,7 @@ use attest::TrustedEnclave;
 use attestation_verifier::onchain::{ContractDomain, Registration, image_id};
 use attestation_verifier::receipt::keccak256;
 
+use crate::contracts::mined;
 use crate::contracts::{IEnclaveRegistry, INitroRegistrar};
 use crate::error::RelayerError;
 
@@ -71,21 +72,15 @@ pub async fn submit_registration<P: Provider + Clone>(
         expiry: registration.expiry,
         attestedAtMs: registration.attested_at_ms,
     };
-    let receipt = IEnclaveRegistry::new(registry, provider.clone())
-        .registerWithVerifierSignature(statement, Bytes::from(signature.as_bytes().to_vec()))
-        .send()
-        .await
-        .map_err(|e| RelayerError::chain("registerWithVerifierSignature", e))?
-        .get_receipt()
-        .await
-        .map_err(|e| RelayerError::chain("registerWithVerifierSignature receipt", e))?;
-    if !receipt.status() {
-        return Err(RelayerError::Reverted {
-            action: "registerWithVerifierSignature",
-            tx: receipt.transaction_hash,
-            request_id: B256::ZERO,
-        });
-    }
+    let receipt = mined(
+        IEnclaveRegistry::new(registry, provider.clone())
+            .registerWithVerifierSignature(statement, Bytes::from(signature.as_bytes().to_vec()))
+            .send()
+            .await,
+        "registerWithVerifierSignature",
+        B256::ZERO,
+    )
+    .await?;
     Ok(receipt.transaction_hash)
 }
 
@@ -146,25 +141,19 @@ pub async fn submit_nitro_registration<P: Provider + Clone>(
         if entry.hash != B256::ZERO {
             continue;
         }
-        let receipt = contract
-            .cacheCertificate(
-                Bytes::copy_from_slice(&cabundle[index]),
-                B256::from(keccak256(&cabundle[index - 1])),
-                hints[index - 1].clone(),
-            )
-            .send()
-            .await
-            .map_err(|e| RelayerError::chain("cacheCertificate", e))?
-            .get_receipt()
-            .await
-            .map_err(|e| RelayerError::chain("cacheCertificate receipt", e))?;
-        if !receipt.status() {
-            return Err(RelayerError::Reverted {
-                action: "cacheCertificate",
-                tx: receipt.transaction_hash,
-                request_id: B256::ZERO,
-            });
-        }
+        let receipt = mined(
+            contract
+                .cacheCertificate(
+                    Bytes::copy_from_slice(&cabundle[index]),
+                    B256::from(keccak256(&cabundle[index - 1])),
+                    hints[index - 1].clone(),
+                )
+                .send()
+                .await,
+            "cacheCertificate",
+            B256::ZERO,
+        )
+        .await?;
         cached.push((receipt.transaction_hash, receipt.gas_used));
     }
 
@@ -173,20 +162,7 @@ pub async fn submit_nitro_registration<P: Provider + Clone>(
         .call()
         .await
         .map_err(|e| RelayerError::chain("register (simulated)", e))?;
-    let receipt = call
-        .send()
-        .await
-        .map_err(|e| RelayerError::chain("register", e))?
-        .get_receipt()
-        .await
-        .map_err(|e| RelayerError::chain("register receipt", e))?;
-    if !receipt.status() {
-        return Err(RelayerError::Reverted {
-            action: "register",
-            tx: receipt.transaction_hash,
-            request_id: B256::ZERO,
-        });
-    }
+    let receipt = mined(call.send().await, "register", B256::ZERO).await?;
     Ok(NitroRegistration {
         enclave,
         cached,

@@ -22,6 +22,7 @@ use attestation_verifier::receipt::recover_signer;
 
 use crate::contracts::IEnclaveRegistry::{self, EnclaveStatus};
 use crate::contracts::IInferenceRelay::{self, InferenceRequested, Status};
+use crate::contracts::mined;
 use crate::error::RelayerError;
 use crate::state::{Job, PendingJob, RelayerState, SignedAnswer};
 
@@ -347,43 +348,28 @@ impl<P: Provider + Clone, A: AnswerSource> Relayer<P, A> {
                     operator: self.operator,
                 });
             }
-            let receipt = relay
-                .claim(job.request_id)
-                .send()
-                .await
-                .map_err(|e| RelayerError::chain("claim", e))?
-                .get_receipt()
-                .await
-                .map_err(|e| RelayerError::chain("claim receipt", e))?;
-            if !receipt.status() {
-                return Err(RelayerError::Reverted {
-                    action: "claim",
-                    tx: receipt.transaction_hash,
-                    request_id: job.request_id,
-                });
-            }
+            let receipt = mined(
+                relay.claim(job.request_id).send().await,
+                "claim",
+                job.request_id,
+            )
+            .await?;
             tracing::info!(request_id = %job.request_id, tx = %receipt.transaction_hash, "claimed");
         }
 
-        let receipt = relay
-            .fulfill(
-                job.request_id,
-                answer.output.clone(),
-                answer.signature.clone(),
-            )
-            .send()
-            .await
-            .map_err(|e| RelayerError::chain("fulfill", e))?
-            .get_receipt()
-            .await
-            .map_err(|e| RelayerError::chain("fulfill receipt", e))?;
-        if !receipt.status() {
-            return Err(RelayerError::Reverted {
-                action: "fulfill",
-                tx: receipt.transaction_hash,
-                request_id: job.request_id,
-            });
-        }
+        let receipt = mined(
+            relay
+                .fulfill(
+                    job.request_id,
+                    answer.output.clone(),
+                    answer.signature.clone(),
+                )
+                .send()
+                .await,
+            "fulfill",
+            job.request_id,
+        )
+        .await?;
         Ok(Outcome::Fulfilled {
             tx: receipt.transaction_hash,
             gas_used: receipt.gas_used,
