@@ -442,6 +442,26 @@ async fn read_body(
     Ok(out)
 }
 
+/// A request as the client sends it.
+type OutgoingRequest = Request<Full<Bytes>>;
+
+/// `Ok` for 200; otherwise the enclave's error ([`status_error`]).
+fn require_ok(status: StatusCode, what: &'static str, body: &[u8]) -> Result<(), ClientError> {
+    if status == StatusCode::OK {
+        return Ok(());
+    }
+    Err(status_error(status, what, body))
+}
+
+/// The enclave's error answer, with the OpenAI-style message of `body`.
+fn status_error(status: StatusCode, what: &'static str, body: &[u8]) -> ClientError {
+    ClientError::Status {
+        what,
+        status: status.as_u16(),
+        message: error_message(body),
+    }
+}
+
 /// The OpenAI-style error message of an error body, or its first bytes.
 fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
@@ -538,13 +558,9 @@ impl AttestedConnection {
             .map_err(http_error(what))?;
         let status = response.status();
         let body = read_body(response.into_body(), MAX_DOCUMENT_BYTES, what).await?;
-        if status != StatusCode::OK {
+        if let Err(error) = require_ok(status, what, &body) {
             driver.abort();
-            return Err(ClientError::Status {
-                what,
-                status: status.as_u16(),
-                message: error_message(&body),
-            });
+            return Err(error);
         }
         let verification = policy
             .verify_boot_document(&body, Some(&nonce), UnixMillis::now(), true)
@@ -624,6 +640,28 @@ impl AttestedConnection {
             })
     }
 
+    /// The chat request for `body`, with a fresh `x-attested-nonce` when `chat` asks for a
+    /// per-response document (the nonce is returned to check that document).
+    fn chat_request(
+        &self,
+        body: Vec<u8>,
+        chat: &ChatRequest,
+        what: &'static str,
+    ) -> Result<(OutgoingRequest, Option<[u8; 32]>), ClientError> {
+        let mut request = self.request("POST", CHAT_PATH, body)?;
+        let response_nonce = chat.response_document.then(random_nonce).transpose()?;
+        if let Some(nonce) = &response_nonce {
+            request.headers_mut().insert(
+                headers::NONCE,
+                hex::encode(nonce).parse().map_err(|_| ClientError::Http {
+                    what,
+                    reason: "nonce header".to_owned(),
+                })?,
+            );
+        }
+        Ok((request, response_nonce))
+    }
+
     fn ensure_open(&self) -> Result<(), ClientError> {
         if self.closed {
             return Err(ClientError::Closed);
@@ -698,13 +736,7 @@ impl AttestedConnection {
         let response = self.send(request, what).await?;
         let status = response.status();
         let body = read_body(response.into_body(), 1024 * 1024, what).await?;
-        if status != StatusCode::OK {
-            return Err(ClientError::Status {
-                what,
-                status: status.as_u16(),
-                message: error_message(&body),
-            });
-        }
+        require_ok(status, what, &body)?;
         let attested = hex::encode(self.enclave.binding.model_sha256);
         let list: Value = serde_json::from_slice(&body).map_err(|error| ClientError::Http {
             what,
@@ -811,13 +843,7 @@ impl AttestedConnection {
             read_body(response.into_body(), MAX_RESPONSE_BYTES, what),
         )
         .await?;
-        if status != StatusCode::OK {
-            return Err(ClientError::Status {
-                what,
-                status: status.as_u16(),
-                message: error_message(&response_body),
-            });
-        }
+        require_ok(status, what, &response_body)?;
         let parsed = CompletionHeaders::parse(|name| {
             response_headers
                 .get(name)
@@ -868,17 +894,7 @@ impl AttestedConnection {
     async fn chat_inner(&mut self, chat: &ChatRequest) -> Result<VerifiedAnswer, ClientError> {
         let what = "waiting for the answer";
         let body = self.request_body(chat, false).await?;
-        let mut request = self.request("POST", CHAT_PATH, body.clone())?;
-        let response_nonce = chat.response_document.then(random_nonce).transpose()?;
-        if let Some(nonce) = &response_nonce {
-            request.headers_mut().insert(
-                headers::NONCE,
-                hex::encode(nonce).parse().map_err(|_| ClientError::Http {
-                    what,
-                    reason: "nonce header".to_owned(),
-                })?,
-            );
-        }
+        let (request, response_nonce) = self.chat_request(body.clone(), chat, what)?;
         let (response_body, parsed) = self.receipted_exchange(request, what).await?;
         let verified = verify_live_completion(
             &self.policy,
@@ -941,26 +957,12 @@ impl AttestedConnection {
     ) -> Result<VerifiedAnswer, ClientError> {
         let what = "reading the answer stream";
         let body = self.request_body(chat, true).await?;
-        let mut request = self.request("POST", CHAT_PATH, body.clone())?;
-        let response_nonce = chat.response_document.then(random_nonce).transpose()?;
-        if let Some(nonce) = &response_nonce {
-            request.headers_mut().insert(
-                headers::NONCE,
-                hex::encode(nonce).parse().map_err(|_| ClientError::Http {
-                    what,
-                    reason: "nonce header".to_owned(),
-                })?,
-            );
-        }
+        let (request, response_nonce) = self.chat_request(body.clone(), chat, what)?;
         let response = self.send(request, what).await?;
         let status = response.status();
         if status != StatusCode::OK {
             let error_body = read_body(response.into_body(), 64 * 1024, what).await?;
-            return Err(ClientError::Status {
-                what,
-                status: status.as_u16(),
-                message: error_message(&error_body),
-            });
+            return Err(status_error(status, what, &error_body));
         }
         let response_headers = response.headers();
         let stream_headers = StreamHeaders::parse(|name| {
