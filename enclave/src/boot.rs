@@ -130,11 +130,7 @@ impl BootClaims {
 
     /// The request for a boot document answering `nonce` (none: the cached boot document).
     pub fn request(&self, nonce: Option<Vec<u8>>) -> AttestationRequest {
-        AttestationRequest {
-            public_key: Some(self.public_key.to_vec()),
-            user_data: Some(self.binding().to_user_data().to_vec()),
-            nonce,
-        }
+        AttestationRequest::boot(&self.public_key, &self.binding(), nonce)
     }
 }
 

@@ -289,11 +289,11 @@ impl EnclaveIdentity {
     /// The attestation request for a boot document with no operator bound, optionally
     /// answering a client's nonce.
     pub fn boot_attestation_request(&self, nonce: Option<Vec<u8>>) -> AttestationRequest {
-        AttestationRequest {
-            public_key: Some(self.signing_key.public_key_uncompressed().to_vec()),
-            user_data: Some(self.boot_user_data().to_vec()),
+        AttestationRequest::boot(
+            &self.signing_key.public_key_uncompressed(),
+            &self.boot_binding(),
             nonce,
-        }
+        )
     }
 }
 

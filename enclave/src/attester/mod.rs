@@ -13,6 +13,7 @@ mod nsm;
 use std::fmt;
 use std::path::PathBuf;
 
+use attestation_verifier::binding::BootBinding;
 use attestation_verifier::{DocumentError, VerifyError, parse_document};
 
 pub use dev::{
@@ -38,6 +39,16 @@ pub struct AttestationRequest {
 }
 
 impl AttestationRequest {
+    /// A boot document's request (docs/protocol.md §2): the enclave's signing key as
+    /// `public_key`, its boot binding as `user_data`, and the client's nonce if any.
+    pub fn boot(public_key: &[u8], binding: &BootBinding, nonce: Option<Vec<u8>>) -> Self {
+        Self {
+            public_key: Some(public_key.to_vec()),
+            user_data: Some(binding.to_user_data().to_vec()),
+            nonce,
+        }
+    }
+
     /// Checks the NSM's size limits, so both attesters refuse the same requests.
     ///
     /// # Errors
